@@ -1,0 +1,225 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using DistributedBackprop.Core.Data;
+using DistributedBackprop.Core.Model;
+
+namespace DistributedBackprop.Core.Checkpoints;
+
+/// <summary>What a model or checkpoint file says about itself, stored as JSON in its header.</summary>
+public sealed record ModelHeader
+{
+    public required string Kind { get; init; }
+    public required int[] Widths { get; init; }
+    public required string Activation { get; init; }
+    public required string Loss { get; init; }
+    public float DropoutRate { get; init; }
+    public bool BatchNorm { get; init; }
+    public int FeatureCount { get; init; }
+    public long Step { get; init; }
+    public long AppliedUpdates { get; init; }
+    public float LearningRateScale { get; init; } = 1f;
+    public string? Optimizer { get; init; }
+    public int OptimizerStateLength { get; init; }
+    /// <summary>Hash of the training options that produced it; a resume with other options is refused.</summary>
+    public string? ConfigHash { get; init; }
+    public string? WeightsSha256 { get; init; }
+
+    public NetworkSpec Spec => new(Widths, Activation, Loss, DropoutRate, BatchNorm);
+}
+
+/// <summary>A trained network with its feature normaliser, and for checkpoints the optimizer state and step.</summary>
+public sealed record ModelSnapshot(ModelHeader Header, FeatureNormaliser Normaliser, ModelWeights Weights,
+    float[] OptimizerState);
+
+/// <summary>
+/// The file format of models and checkpoints: magic "DISTBPMF", format version, header JSON, normaliser mean and std,
+/// parameters, buffers, optimizer state (float32, little-endian), then a SHA-256 of everything before it.
+/// Written to a temp file and renamed, so a reader never sees half a file; a truncated, corrupt or foreign file is
+/// refused with a message that names it.
+/// </summary>
+public static class ModelFile
+{
+    public const int FormatVersion = 1;
+    private static readonly byte[] Magic = "DISTBPMF"u8.ToArray();
+
+    public static void Write(string path, ModelSnapshot snapshot)
+    {
+        var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        Directory.CreateDirectory(directory);
+        var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
+            {
+                var bytes = Serialize(snapshot);
+                stream.Write(bytes);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp))
+            {
+                File.Delete(temp);
+            }
+        }
+    }
+
+    public static byte[] Serialize(ModelSnapshot snapshot)
+    {
+        var header = snapshot.Header with
+        {
+            FeatureCount = snapshot.Normaliser.Mean.Length,
+            OptimizerStateLength = snapshot.OptimizerState.Length,
+        };
+        var json = JsonSerializer.SerializeToUtf8Bytes(header, JsonOptions);
+        using var body = new MemoryStream();
+        body.Write(Magic);
+        WriteInt(body, FormatVersion);
+        WriteInt(body, json.Length);
+        body.Write(json);
+        WriteFloats(body, snapshot.Normaliser.Mean);
+        WriteFloats(body, snapshot.Normaliser.Std);
+        WriteInt(body, snapshot.Weights.Parameters.Length);
+        WriteFloats(body, snapshot.Weights.Parameters);
+        WriteInt(body, snapshot.Weights.Buffers.Length);
+        WriteFloats(body, snapshot.Weights.Buffers);
+        WriteFloats(body, snapshot.OptimizerState);
+        var checksum = SHA256.HashData(body.GetBuffer().AsSpan(0, (int)body.Length));
+        body.Write(checksum);
+        return body.ToArray();
+    }
+
+    /// <summary>Reads and verifies a file; <paramref name="role"/> names the input in errors (e.g. "--model").</summary>
+    public static ModelSnapshot Read(string path, string role = "--model")
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DistbpInputException($"{role}: cannot read '{path}': {e.Message}");
+        }
+        return Deserialize(bytes, path, role);
+    }
+
+    public static ModelSnapshot Deserialize(ReadOnlySpan<byte> bytes, string path, string role)
+    {
+        string Bad(string what) => $"{role}: '{path}' {what}";
+        if (bytes.Length < Magic.Length + 8 + 32 || !bytes[..Magic.Length].SequenceEqual(Magic))
+        {
+            throw new DistbpInputException(Bad("is not a distbp model file (no DISTBPMF signature)."));
+        }
+        var content = bytes[..^32];
+        if (!SHA256.HashData(content).AsSpan().SequenceEqual(bytes[^32..]))
+        {
+            throw new DistbpInputException(Bad("is corrupt or truncated (checksum mismatch); use another model or checkpoint."));
+        }
+        var reader = new SpanReader(content[Magic.Length..]);
+        var version = reader.Int();
+        if (version != FormatVersion)
+        {
+            throw new DistbpInputException(Bad($"has format version {version}; this distbp reads version {FormatVersion}."));
+        }
+        ModelHeader header;
+        try
+        {
+            header = JsonSerializer.Deserialize<ModelHeader>(reader.Bytes(reader.Int()), JsonOptions)
+                     ?? throw new JsonException("empty header");
+        }
+        catch (Exception e) when (e is JsonException or ArgumentException)
+        {
+            throw new DistbpInputException(Bad($"has an unreadable header ({e.Message})."));
+        }
+        Network network;
+        try
+        {
+            network = new Network(header.Spec);
+        }
+        catch (Exception e) when (e is DistbpInputException or ArgumentException)
+        {
+            throw new DistbpInputException(Bad($"describes an invalid network ({e.Message})."));
+        }
+        float[] mean, std, parameters, buffers, optimizerState;
+        try
+        {
+            mean = reader.Floats(header.FeatureCount);
+            std = reader.Floats(header.FeatureCount);
+            parameters = reader.Floats(reader.Int());
+            buffers = reader.Floats(reader.Int());
+            optimizerState = reader.Floats(header.OptimizerStateLength);
+        }
+        catch (FormatException)
+        {
+            throw new DistbpInputException(Bad("is shorter than its header says."));
+        }
+        if (!reader.AtEnd || parameters.Length != network.ParameterCount || buffers.Length != network.BufferCount
+            || header.FeatureCount != network.InputSize)
+        {
+            throw new DistbpInputException(Bad("does not match the network its header describes."));
+        }
+        return new ModelSnapshot(header, new FeatureNormaliser(mean, std), new ModelWeights(parameters, buffers),
+            optimizerState);
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+    };
+
+    private static void WriteInt(Stream stream, int value)
+    {
+        Span<byte> buffer = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(buffer, value);
+        stream.Write(buffer);
+    }
+
+    private static void WriteFloats(Stream stream, float[] values)
+    {
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("Model files are little-endian; big-endian hosts are not supported.");
+        }
+        stream.Write(MemoryMarshal.AsBytes(values.AsSpan()));
+    }
+
+    private ref struct SpanReader(ReadOnlySpan<byte> data)
+    {
+        private readonly ReadOnlySpan<byte> _data = data;
+        private int _position;
+
+        public readonly bool AtEnd => _position == _data.Length;
+
+        public int Int()
+        {
+            var value = BinaryPrimitives.ReadInt32LittleEndian(Bytes(4));
+            return value;
+        }
+
+        public ReadOnlySpan<byte> Bytes(int count)
+        {
+            if (count < 0 || count > _data.Length - _position)
+            {
+                throw new FormatException();
+            }
+            var slice = _data.Slice(_position, count);
+            _position += count;
+            return slice;
+        }
+
+        public float[] Floats(int count)
+        {
+            if (count < 0 || count > (_data.Length - _position) / 4)
+            {
+                throw new FormatException();
+            }
+            return MemoryMarshal.Cast<byte, float>(Bytes(count * 4)).ToArray();
+        }
+    }
+}

@@ -1,0 +1,151 @@
+using DistributedBackprop.Core.Layers;
+using DistributedBackprop.Core.Model;
+
+namespace DistributedBackprop.Core.Health;
+
+/// <summary>
+/// Watches training for the three classic failures and says what fixes them:
+/// exploding gradients (a global norm far above the clip threshold, or NaN/Inf: the step is skipped, never applied,
+/// and the learning rate halved), vanishing gradients (per-layer gradient norms collapsing towards the input) and dead
+/// ReLU units (units that never fire over an epoch).
+/// </summary>
+public sealed class HealthMonitor
+{
+    /// <summary>A norm this many times the clip threshold counts as exploding.</summary>
+    public const double ExplodeFactor = 10.0;
+    /// <summary>Without clipping, a norm above this counts as exploding.</summary>
+    public const double ExplodeLimitWithoutClip = 1000.0;
+    /// <summary>First dense layer's mean gradient norm below this fraction of the last one's: vanishing.</summary>
+    public const double VanishingRatio = 1e-2;
+    /// <summary>A ReLU layer with at least this fraction of never-firing units over an epoch: dead units.</summary>
+    public const double DeadFraction = 0.5;
+
+    private readonly Network _network;
+    private readonly int[] _denseLayers;
+    private readonly int[] _reluLayers;
+    private readonly double[] _epochLayerNormSums;
+    private readonly double[][] _epochActivity;
+    private int _epochSteps;
+
+    public HealthMonitor(Network network, float clipNorm)
+    {
+        _network = network;
+        ExplodeLimit = clipNorm > 0 ? ExplodeFactor * clipNorm : ExplodeLimitWithoutClip;
+        _denseLayers = Enumerable.Range(0, network.Layers.Count).Where(l => network.Layers[l] is Dense).ToArray();
+        _reluLayers = Enumerable.Range(0, network.Layers.Count).Where(l => network.Layers[l] is Relu).ToArray();
+        _epochLayerNormSums = new double[_denseLayers.Length];
+        _epochActivity = _reluLayers.Select(l => new double[network.Layers[l].OutputSize]).ToArray();
+        DeadUnitFractions = new double[_reluLayers.Length];
+        MeanLayerGradientNorms = new double[_denseLayers.Length];
+    }
+
+    public double ExplodeLimit { get; }
+    public int ExplodingSteps { get; private set; }
+    public int NonFiniteSteps { get; private set; }
+    public int SkippedSteps => ExplodingSteps + NonFiniteSteps;
+    public int ClippedSteps { get; private set; }
+    public int VanishingWarnings { get; private set; }
+    public int DeadUnitWarnings { get; private set; }
+    public float LearningRateScale { get; private set; } = 1f;
+    public double[] DeadUnitFractions { get; }
+    public double[] MeanLayerGradientNorms { get; }
+    public List<string> Warnings { get; } = [];
+
+    /// <summary>Indices of the dense layers, whose gradient norms are tracked.</summary>
+    public IReadOnlyList<int> DenseLayers => _denseLayers;
+
+    /// <summary>Judges a step's averaged gradient before it is applied. False: skip the step (the rate is lowered).</summary>
+    public bool Admit(long step, double norm, ReadOnlySpan<double> denseLayerNorms, out string? warning)
+    {
+        warning = null;
+        if (!double.IsFinite(norm))
+        {
+            NonFiniteSteps++;
+            LearningRateScale *= 0.5f;
+            warning = $"exploding gradients at step {step}: the gradient is NaN/Inf; the step was skipped and the learning "
+                      + $"rate halved (×{LearningRateScale}). Fix: a lower learning rate (--lr), batch normalisation (--batch-norm), clipping (--clip).";
+        }
+        else if (norm > ExplodeLimit)
+        {
+            ExplodingSteps++;
+            LearningRateScale *= 0.5f;
+            warning = $"exploding gradients at step {step}: norm {norm:G4} is far above the limit {ExplodeLimit:G4}; the step was "
+                      + $"skipped and the learning rate halved (×{LearningRateScale}). Fix: a lower learning rate (--lr), batch normalisation (--batch-norm), clipping (--clip).";
+        }
+        if (warning is not null)
+        {
+            Warnings.Add(warning);
+            return false;
+        }
+        for (var k = 0; k < denseLayerNorms.Length; k++)
+        {
+            _epochLayerNormSums[k] += denseLayerNorms[k];
+        }
+        _epochSteps++;
+        return true;
+    }
+
+    public void RecordClipped() => ClippedSteps++;
+
+    /// <summary>Restores the learning-rate scale a checkpoint saved (earlier skips halved it).</summary>
+    public void RestoreLearningRateScale(float scale) => LearningRateScale = scale;
+
+    /// <summary>Adds a step's activity statistics (the summed slice statistics vector) to the epoch's tally.</summary>
+    public void RecordActivity(ReadOnlySpan<float> statisticsSums)
+    {
+        for (var r = 0; r < _reluLayers.Length; r++)
+        {
+            var l = _reluLayers[r];
+            var counts = statisticsSums[_network.StatisticsOffsets[l]..];
+            var tally = _epochActivity[r];
+            for (var j = 0; j < tally.Length; j++)
+            {
+                tally[j] += counts[j];
+            }
+        }
+    }
+
+    /// <summary>Closes an epoch: computes dead-unit fractions and mean layer norms, and returns new warnings.</summary>
+    public List<string> EndEpoch(int epoch)
+    {
+        var warnings = new List<string>();
+        for (var r = 0; r < _reluLayers.Length; r++)
+        {
+            var tally = _epochActivity[r];
+            DeadUnitFractions[r] = tally.Count(c => c == 0) / (double)tally.Length;
+            if (DeadUnitFractions[r] >= DeadFraction)
+            {
+                DeadUnitWarnings++;
+                warnings.Add($"dead ReLU units in epoch {epoch + 1}: {DeadUnitFractions[r]:P0} of hidden layer {r + 1}'s units never fired. "
+                             + "Fix: a lower learning rate (--lr), or --activation leaky-relu.");
+            }
+            Array.Clear(tally);
+        }
+        if (_epochSteps > 0)
+        {
+            for (var k = 0; k < _denseLayers.Length; k++)
+            {
+                MeanLayerGradientNorms[k] = _epochLayerNormSums[k] / _epochSteps;
+            }
+            var first = MeanLayerGradientNorms[0];
+            var last = MeanLayerGradientNorms[^1];
+            if (_denseLayers.Length > 1 && last > 0 && first < VanishingRatio * last)
+            {
+                VanishingWarnings++;
+                warnings.Add($"vanishing gradients in epoch {epoch + 1}: the first layer's gradient norm {first:G3} is "
+                             + $"{last / Math.Max(first, double.Epsilon):G3}× smaller than the last layer's {last:G3}. Fix: use ReLU (--activation relu), batch normalisation (--batch-norm).");
+            }
+        }
+        Array.Clear(_epochLayerNormSums);
+        _epochSteps = 0;
+        Warnings.AddRange(warnings);
+        return warnings;
+    }
+
+    public HealthReport Report() => new(ExplodingSteps, NonFiniteSteps, SkippedSteps, ClippedSteps, LearningRateScale,
+        VanishingWarnings, DeadUnitWarnings, DeadUnitFractions.ToArray(), MeanLayerGradientNorms.ToArray(), Warnings.ToArray());
+}
+
+public sealed record HealthReport(int ExplodingSteps, int NonFiniteSteps, int SkippedSteps, int ClippedSteps,
+    float LearningRateScale, int VanishingWarnings, int DeadUnitWarnings, double[] DeadUnitFractions,
+    double[] MeanLayerGradientNorms, string[] Warnings);

@@ -1,0 +1,103 @@
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+
+namespace DistributedBackprop.Core.Kernels;
+
+/// <summary>
+/// Elementwise kernels and the few reductions backprop needs. Elementwise operations are bit-identical whatever the
+/// vector width, so TensorPrimitives serves them. Reductions fix their own order: a column sum is one chain down the
+/// rows; a sum of squares uses 16 lanes (element i goes to lane i mod 16) combined in a fixed order.
+/// </summary>
+public static class Elementwise
+{
+    private const int Lanes = 16;
+
+    /// <summary>y += x</summary>
+    public static void AddInPlace(Span<float> y, ReadOnlySpan<float> x) => TensorPrimitives.Add(y, x, y);
+
+    /// <summary>destination = a + b</summary>
+    public static void Add(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> destination) =>
+        TensorPrimitives.Add(a, b, destination);
+
+    /// <summary>y *= factor</summary>
+    public static void ScaleInPlace(Span<float> y, float factor) => TensorPrimitives.Multiply(y, factor, y);
+
+    /// <summary>y /= divisor (a true division, so the mean of a sum is exactly the sum divided by the count).</summary>
+    public static void DivideInPlace(Span<float> y, float divisor) => TensorPrimitives.Divide(y, divisor, y);
+
+    /// <summary>sums[j] = Σ_i m[i, j], each column one chain from row 0 down.</summary>
+    public static void ColumnSums(ReadOnlySpan<float> m, Span<float> sums, int rows, int cols)
+    {
+        var s = sums[..cols];
+        s.Clear();
+        for (var i = 0; i < rows; i++)
+        {
+            TensorPrimitives.Add(s, m.Slice(i * cols, cols), s);
+        }
+    }
+
+    /// <summary>Σ x² with a fixed 16-lane order (fused square-accumulate per lane), then lanes summed 0..15 in double.</summary>
+    public static double SumOfSquares(ReadOnlySpan<float> x)
+    {
+        Span<float> lanes = stackalloc float[Lanes];
+        var i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; i <= x.Length - Lanes; i += Lanes)
+            {
+                var v = Vector512.Create(x.Slice(i, Lanes));
+                acc = Vector512.FusedMultiplyAdd(v, v, acc);
+            }
+            acc.CopyTo(lanes);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var lo = Vector256<float>.Zero;
+            var hi = Vector256<float>.Zero;
+            for (; i <= x.Length - Lanes; i += Lanes)
+            {
+                var a = Vector256.Create(x.Slice(i, 8));
+                var b = Vector256.Create(x.Slice(i + 8, 8));
+                lo = Vector256.FusedMultiplyAdd(a, a, lo);
+                hi = Vector256.FusedMultiplyAdd(b, b, hi);
+            }
+            lo.CopyTo(lanes);
+            hi.CopyTo(lanes[8..]);
+        }
+        else
+        {
+            lanes.Clear();
+            for (; i <= x.Length - Lanes; i += Lanes)
+            {
+                for (var k = 0; k < Lanes; k++)
+                {
+                    lanes[k] = MathF.FusedMultiplyAdd(x[i + k], x[i + k], lanes[k]);
+                }
+            }
+        }
+        for (var k = 0; i < x.Length; i++, k++)
+        {
+            lanes[k] = MathF.FusedMultiplyAdd(x[i], x[i], lanes[k]);
+        }
+        var total = 0.0;
+        for (var k = 0; k < Lanes; k++)
+        {
+            total += lanes[k];
+        }
+        return total;
+    }
+
+    /// <summary>True when every value is finite (no NaN, no ±Inf).</summary>
+    public static bool AllFinite(ReadOnlySpan<float> x)
+    {
+        for (var i = 0; i < x.Length; i++)
+        {
+            if (!float.IsFinite(x[i]))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+}

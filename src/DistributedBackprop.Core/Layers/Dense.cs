@@ -1,0 +1,71 @@
+using DistributedBackprop.Core.Kernels;
+
+namespace DistributedBackprop.Core.Layers;
+
+public enum WeightInit
+{
+    /// <summary>He (Kaiming) uniform, for ReLU-like activations: U(±sqrt(6 / fanIn)).</summary>
+    He,
+    /// <summary>Xavier (Glorot) uniform, for sigmoid and tanh: U(±sqrt(6 / (fanIn + fanOut))).</summary>
+    Xavier,
+}
+
+/// <summary>Fully connected layer. Parameters: W [in × out] row-major, then b [out].</summary>
+public sealed class Dense(int inputSize, int outputSize, WeightInit init) : Layer(inputSize, outputSize)
+{
+    public WeightInit Init { get; } = init;
+    public override string Kind => "dense";
+    public override int ParameterCount => InputSize * OutputSize + OutputSize;
+    private int WeightCount => InputSize * OutputSize;
+
+    // Xᵀ [in × rows] for the weight gradient, Wᵀ [out × in] for the input gradient.
+    public override int ScratchSize(int rows) => InputSize * rows + OutputSize * InputSize;
+
+    public override void Initialize(Span<float> parameters, Span<float> buffers, ref Numerics.SplitMix64 random)
+    {
+        var limit = Init == WeightInit.He
+            ? MathF.Sqrt(6f / InputSize)
+            : MathF.Sqrt(6f / (InputSize + OutputSize));
+        var w = parameters[..WeightCount];
+        for (var i = 0; i < w.Length; i++)
+        {
+            w[i] = random.NextSymmetric(limit);
+        }
+        parameters[WeightCount..].Clear();
+    }
+
+    public override void Forward(ref LayerPass pass)
+    {
+        // Y = X·W + b    X: [rows × in], W: [in × out], Y: [rows × out]
+        var w = pass.Parameters[..WeightCount];
+        var b = pass.Parameters.Slice(WeightCount, OutputSize);
+        Gemm.Multiply(pass.Input, w, pass.Output, pass.Rows, InputSize, OutputSize);
+        for (var i = 0; i < pass.Rows; i++)
+        {
+            Elementwise.AddInPlace(pass.Output.Slice(i * OutputSize, OutputSize), b);
+        }
+    }
+
+    public override void Backward(ref LayerPass pass)
+    {
+        var rows = pass.Rows;
+        var dW = pass.Gradients[..WeightCount];
+        var db = pass.Gradients.Slice(WeightCount, OutputSize);
+        var xT = pass.Scratch[..(InputSize * rows)];
+
+        // dW = Xᵀ·dY    [in × rows]·[rows × out]: each dW[p,j] sums over the slice's rows in order.
+        Gemm.Transpose(pass.Input, xT, rows, InputSize);
+        Gemm.Multiply(xT, pass.OutputGradient, dW, InputSize, rows, OutputSize);
+
+        // db = Σ_rows dY
+        Elementwise.ColumnSums(pass.OutputGradient, db, rows, OutputSize);
+
+        // dX = dY·Wᵀ    [rows × out]·[out × in]
+        if (!pass.InputGradient.IsEmpty)
+        {
+            var wT = pass.Scratch.Slice(InputSize * rows, OutputSize * InputSize);
+            Gemm.Transpose(pass.Parameters[..WeightCount], wT, InputSize, OutputSize);
+            Gemm.Multiply(pass.OutputGradient, wT, pass.InputGradient, rows, OutputSize, InputSize);
+        }
+    }
+}

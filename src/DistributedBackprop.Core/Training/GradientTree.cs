@@ -1,0 +1,211 @@
+namespace DistributedBackprop.Core.Training;
+
+/// <summary>
+/// The one canonical binary tree over slice ids 0..S-1 along which every result is summed. Node (level, index) covers
+/// slices [index·2^level, min((index+1)·2^level, S)); its sum is left + right, or the left child alone when the right
+/// covers nothing. Whoever computes which slice, every float addition happens in the same order, so the sum's bits are
+/// the same for one process, any number of workers and any re-assignment.
+/// </summary>
+public readonly record struct TreeNode(int Level, int Index)
+{
+    public int First => Index << Level;
+    public int End(int sliceCount) => Math.Min((Index + 1) << Level, sliceCount);
+    public TreeNode Parent => new(Level + 1, Index >> 1);
+    public TreeNode Sibling => new(Level, Index ^ 1);
+    public bool IsLeft => (Index & 1) == 0;
+}
+
+public static class GradientTree
+{
+    /// <summary>Level of the root: the smallest L with 2^L ≥ S.</summary>
+    public static int RootLevel(int sliceCount)
+    {
+        var level = 0;
+        while ((1 << level) < sliceCount)
+        {
+            level++;
+        }
+        return level;
+    }
+
+    /// <summary>The maximal aligned subtrees that exactly cover the run of slices [first, end).</summary>
+    public static List<TreeNode> Cover(int first, int end, int sliceCount)
+    {
+        var nodes = new List<TreeNode>();
+        var root = RootLevel(sliceCount);
+        var position = first;
+        while (position < end)
+        {
+            var level = 0;
+            while (level < root
+                   && position % (1 << (level + 1)) == 0
+                   && Math.Min(position + (1 << (level + 1)), sliceCount) <= end)
+            {
+                level++;
+            }
+            var node = new TreeNode(level, position >> level);
+            nodes.Add(node);
+            position = node.End(sliceCount);
+        }
+        return nodes;
+    }
+}
+
+/// <summary>Reusable result buffers of one length, shared by reducers on several threads.</summary>
+public sealed class BufferPool(int length)
+{
+    private readonly Stack<float[]> _free = new();
+
+    public int Length { get; } = length;
+
+    public float[] Rent()
+    {
+        lock (_free)
+        {
+            if (_free.Count > 0)
+            {
+                return _free.Pop();
+            }
+        }
+        return new float[Length];
+    }
+
+    public void Return(float[] buffer)
+    {
+        lock (_free)
+        {
+            _free.Push(buffer);
+        }
+    }
+}
+
+/// <summary>
+/// Completes the canonical tree from node sums as they arrive (leaves or whole subtrees, in any order). A node whose
+/// slices are already covered is refused (a duplicate or overlapping result). Buffers handed to <see cref="Add"/> are
+/// owned by the reducer from then on; buffers freed by combining go back to the pool.
+/// </summary>
+public sealed class GradientTreeReducer
+{
+    private readonly Dictionary<TreeNode, float[]> _pending = [];
+    private readonly BufferPool _pool;
+    private readonly bool[] _covered;
+    private readonly int _rootLevel;
+    private float[]? _root;
+
+    public GradientTreeReducer(int sliceCount, BufferPool pool)
+    {
+        SliceCount = sliceCount;
+        _pool = pool;
+        Length = pool.Length;
+        _covered = new bool[sliceCount];
+        _rootLevel = GradientTree.RootLevel(sliceCount);
+    }
+
+    public int SliceCount { get; }
+    public int Length { get; }
+    public bool IsComplete => _root is not null;
+    public int CoveredSlices { get; private set; }
+
+    /// <summary>The full sum, once every slice has arrived.</summary>
+    public float[] Root => _root ?? throw new InvalidOperationException("The tree is not complete yet.");
+
+    /// <summary>Whether any slice of the node is already covered.</summary>
+    public bool Overlaps(TreeNode node)
+    {
+        for (var s = node.First; s < node.End(SliceCount); s++)
+        {
+            if (_covered[s])
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    public bool IsCovered(int slice) => _covered[slice];
+
+    public float[] Rent() => _pool.Rent();
+
+    /// <summary>Adds a node's sum; false (and the buffer is kept for reuse) when it overlaps what arrived before.</summary>
+    public bool Add(TreeNode node, float[] sum)
+    {
+        if (node.Level > _rootLevel || node.First >= SliceCount || sum.Length < Length)
+        {
+            throw new ArgumentException($"Node {node} does not belong to a tree of {SliceCount} slices of length {Length}.");
+        }
+        if (Overlaps(node))
+        {
+            _pool.Return(sum);
+            return false;
+        }
+        for (var s = node.First; s < node.End(SliceCount); s++)
+        {
+            _covered[s] = true;
+        }
+        CoveredSlices += node.End(SliceCount) - node.First;
+        Settle(node, sum);
+        return true;
+    }
+
+    /// <summary>Nodes held but not yet combined into a parent (for a worker: the sums it returns).</summary>
+    public IEnumerable<KeyValuePair<TreeNode, float[]>> Pending => _pending;
+
+    /// <summary>Hands the pending nodes (or the root, once complete) over (to be added to another reducer) and forgets them.</summary>
+    public List<KeyValuePair<TreeNode, float[]>> TakePending()
+    {
+        var nodes = _pending.ToList();
+        _pending.Clear();
+        if (_root is not null)
+        {
+            nodes.Add(new(new TreeNode(_rootLevel, 0), _root));
+            _root = null;
+        }
+        return nodes;
+    }
+
+    /// <summary>Forgets everything, returning the buffers to the pool.</summary>
+    public void Reset()
+    {
+        foreach (var buffer in _pending.Values)
+        {
+            _pool.Return(buffer);
+        }
+        _pending.Clear();
+        if (_root is not null)
+        {
+            _pool.Return(_root);
+            _root = null;
+        }
+        Array.Clear(_covered);
+        CoveredSlices = 0;
+    }
+
+    private void Settle(TreeNode node, float[] sum)
+    {
+        while (true)
+        {
+            if (node.Level == _rootLevel)
+            {
+                _root = sum;
+                return;
+            }
+            var sibling = node.Sibling;
+            if (node.IsLeft && sibling.First >= SliceCount)
+            {
+                // The right child covers no slice: the parent is the left child unchanged.
+                node = node.Parent;
+                continue;
+            }
+            if (!_pending.Remove(sibling, out var other))
+            {
+                _pending[node] = sum;
+                return;
+            }
+            var (left, right) = node.IsLeft ? (sum, other) : (other, sum);
+            Kernels.Elementwise.Add(left.AsSpan(0, Length), right.AsSpan(0, Length), left.AsSpan(0, Length));
+            _pool.Return(right);
+            sum = left;
+            node = node.Parent;
+        }
+    }
+}

@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using DistributedBackprop.Core.Model;
+
+namespace DistributedBackprop.Core.Training;
+
+/// <summary>Hears about progress; the command line draws a progress bar from it.</summary>
+public interface ITrainingObserver
+{
+    void OnStep(StepReport report, int epoch, int stepInEpoch, int stepsPerEpoch, double samplesPerSecond);
+    void OnEpoch(int epoch, double trainLoss, Evaluation test);
+    void OnWarning(string warning);
+}
+
+/// <summary>
+/// The single-process trainer: one worker whose slices run in parallel on its threads, each thread reducing its
+/// contiguous run of slices along the canonical tree, the coordinator's step applied by <see cref="TrainingState"/>.
+/// It is the bit-exact oracle for the cluster: same options, same <c>weights_sha256</c>, whatever the thread count.
+/// </summary>
+public sealed class LocalTrainer
+{
+    private readonly TrainingSetup _setup;
+    private readonly TrainingState _state;
+    private readonly int _threads;
+    private readonly Workspace[] _workspaces;
+    private readonly GradientTreeReducer[] _threadReducers;
+    private readonly GradientTreeReducer _reducer;
+
+    public LocalTrainer(TrainingSetup setup, TrainingState? state = null)
+    {
+        _setup = setup;
+        _state = state ?? setup.NewState();
+        var slices = setup.Options.Slices;
+        _threads = Math.Clamp(setup.Options.Threads, 1, slices);
+        var pool = new BufferPool(setup.Network.ResultLength);
+        _workspaces = new Workspace[_threads];
+        _threadReducers = new GradientTreeReducer[_threads];
+        for (var t = 0; t < _threads; t++)
+        {
+            _workspaces[t] = new Workspace(setup.Network, setup.Plan.SliceSize);
+            _threadReducers[t] = new GradientTreeReducer(slices, pool);
+        }
+        _reducer = new GradientTreeReducer(slices, pool);
+    }
+
+    public TrainingState State => _state;
+
+    /// <summary>Runs from the state's current step to the end; checkpoints through <paramref name="checkpoint"/>.</summary>
+    public TrainingResult Run(ITrainingObserver? observer = null, Action<TrainingState>? checkpoint = null,
+        CancellationToken cancel = default)
+    {
+        var options = _setup.Options;
+        var plan = _setup.Plan;
+        var network = _setup.Network;
+        var trainSeconds = 0.0;
+        var stepsRun = 0L;
+        var lastLoss = double.NaN;
+        var test = new Evaluation(double.NaN, double.NaN, 0);
+        var clock = new Stopwatch();
+        while (_state.Step < _setup.TotalSteps)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var step = _state.Step;
+            var (epoch, stepInEpoch) = plan.Locate(step);
+            clock.Restart();
+            var sum = ComputeStep(step, plan.Permutation(epoch), stepInEpoch);
+            var report = _state.Apply(sum, options.Batch, options.Slices);
+            _reducer.Reset();
+            trainSeconds += clock.Elapsed.TotalSeconds;
+            stepsRun++;
+            lastLoss = report.Loss;
+            if (report.Warning is not null)
+            {
+                observer?.OnWarning(report.Warning);
+            }
+            observer?.OnStep(report, epoch, stepInEpoch, plan.StepsPerEpoch, stepsRun * options.Batch / trainSeconds);
+
+            var endOfEpoch = stepInEpoch == plan.StepsPerEpoch - 1;
+            if (checkpoint is not null && (options.CheckpointEvery > 0 ? _state.Step % options.CheckpointEvery == 0 : endOfEpoch))
+            {
+                checkpoint(_state);
+            }
+            if (endOfEpoch)
+            {
+                foreach (var warning in _state.Health.EndEpoch(epoch))
+                {
+                    observer?.OnWarning(warning);
+                }
+                test = Evaluator.Evaluate(network, _state.Weights, _setup.Data.Test, options.Threads);
+                observer?.OnEpoch(epoch, report.Loss, test);
+            }
+        }
+        if (test.Count == 0)
+        {
+            test = Evaluator.Evaluate(network, _state.Weights, _setup.Data.Test, options.Threads);
+        }
+        return new TrainingResult(_state.Step, stepsRun, trainSeconds, stepsRun * options.Batch / Math.Max(trainSeconds, 1e-9),
+            lastLoss, test, _state.Weights.Sha256(), _state.Health.Report());
+    }
+
+    /// <summary>Every slice of one step, in parallel over the threads, reduced along the canonical tree.</summary>
+    private float[] ComputeStep(long step, int[] permutation, int stepInEpoch)
+    {
+        var options = _setup.Options;
+        var slices = options.Slices;
+        var sliceSize = _setup.Plan.SliceSize;
+        var baseOffset = stepInEpoch * options.Batch;
+        Parallel.For(0, _threads, t =>
+        {
+            var reducer = _threadReducers[t];
+            var first = t * slices / _threads;
+            var end = (t + 1) * slices / _threads;
+            for (var s = first; s < end; s++)
+            {
+                var buffer = reducer.Rent();
+                var indices = permutation.AsSpan(baseOffset + s * sliceSize, sliceSize);
+                SliceComputer.Compute(_setup.Network, _state.Weights, _setup.Data.Train, indices, options.Seed, step,
+                    _workspaces[t], buffer);
+                reducer.Add(new TreeNode(0, s), buffer);
+            }
+        });
+        foreach (var reducer in _threadReducers)
+        {
+            foreach (var (node, sum) in reducer.TakePending())
+            {
+                _reducer.Add(node, sum);
+            }
+            reducer.Reset();
+        }
+        return _reducer.Root;
+    }
+}
+
+public sealed record TrainingResult(long Steps, long StepsRun, double TrainSeconds, double SamplesPerSecond,
+    double FinalTrainLoss, Evaluation Test, string WeightsSha256, Health.HealthReport Health);

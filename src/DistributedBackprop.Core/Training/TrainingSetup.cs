@@ -1,0 +1,70 @@
+using DistributedBackprop.Core.Data;
+using DistributedBackprop.Core.Model;
+using DistributedBackprop.Core.Optim;
+
+namespace DistributedBackprop.Core.Training;
+
+/// <summary>
+/// Everything a run needs before its first step: the data (feature-normalised with statistics of the training split),
+/// the network checked against the data, initial weights, the optimizer, the schedule and the slice plan.
+/// The single-process trainer and every cluster node build the same setup from the same options.
+/// </summary>
+public sealed class TrainingSetup
+{
+    private TrainingSetup(TrainingOptions options, DataSplit data, FeatureNormaliser normaliser, Network network,
+        SlicePlan plan, LearningRateSchedule schedule)
+    {
+        Options = options;
+        Data = data;
+        Normaliser = normaliser;
+        Network = network;
+        Plan = plan;
+        Schedule = schedule;
+    }
+
+    public TrainingOptions Options { get; }
+    /// <summary>Both splits, already normalised.</summary>
+    public DataSplit Data { get; }
+    public FeatureNormaliser Normaliser { get; }
+    public Network Network { get; }
+    public SlicePlan Plan { get; }
+    public LearningRateSchedule Schedule { get; }
+    public long TotalSteps => (long)Plan.StepsPerEpoch * Options.Epochs;
+
+    public static TrainingSetup Create(TrainingOptions options, DataSplit? preloaded = null)
+    {
+        options.Validate();
+        var raw = preloaded ?? DataSource.Load(options.DataPath);
+        var spec = new NetworkSpec(NetworkSpec.ParseWidths(options.Layers), options.Activation, options.Loss,
+            options.Dropout, options.BatchNorm);
+        CheckAgainstData(spec, raw.Train, options.Layers);
+        var normaliser = FeatureNormaliser.FromStatistics(FeatureStatistics.Compute(raw.Train));
+        var data = new DataSplit(normaliser.Apply(raw.Train), normaliser.Apply(raw.Test));
+        var network = new Network(spec);
+        var plan = new SlicePlan(options.Seed, data.Train.Count, options.Batch, options.Slices);
+        var schedule = new LearningRateSchedule(options.LearningRate, options.WarmupSteps, options.Decay,
+            options.DecayEvery, options.DecayFactor, (long)plan.StepsPerEpoch * options.Epochs);
+        return new TrainingSetup(options, data, normaliser, network, plan, schedule);
+    }
+
+    public TrainingState NewState()
+    {
+        var weights = Network.Initialize(Options.Seed);
+        return new TrainingState(Network, weights, Optimizer.Create(Options.Optimizer, Options.Momentum), Schedule,
+            Options.Clip);
+    }
+
+    public static void CheckAgainstData(NetworkSpec spec, Dataset train, string layersText)
+    {
+        if (spec.Widths[0] != train.FeatureCount)
+        {
+            throw new DistbpInputException(
+                $"--layers: the input width {spec.Widths[0]} in '{layersText}' does not match the data's {train.FeatureCount} features; start the list with {train.FeatureCount}.");
+        }
+        if (spec.Widths[^1] != train.ClassCount)
+        {
+            throw new DistbpInputException(
+                $"--layers: the output width {spec.Widths[^1]} in '{layersText}' does not match the data's {train.ClassCount} classes; end the list with {train.ClassCount}.");
+        }
+    }
+}

@@ -1,0 +1,105 @@
+using DistributedBackprop.Core.Health;
+using DistributedBackprop.Core.Kernels;
+using DistributedBackprop.Core.Model;
+using DistributedBackprop.Core.Optim;
+
+namespace DistributedBackprop.Core.Training;
+
+/// <summary>What one applied (or skipped) step did.</summary>
+public readonly record struct StepReport(long Step, double Loss, double Accuracy, double GradientNorm, bool Clipped,
+    bool Skipped, float LearningRate, string? Warning);
+
+/// <summary>
+/// The coordinator's side of a step, shared by the single-process trainer and the cluster coordinator: take the
+/// canonical sum of all slice results, average it over the global batch, let the health monitor veto it, clip the
+/// global norm, apply the optimizer and fold the slice statistics into the running buffers.
+/// </summary>
+public sealed class TrainingState
+{
+    private readonly double[] _layerNorms;
+
+    public TrainingState(Network network, ModelWeights weights, Optimizer optimizer, LearningRateSchedule schedule,
+        float clipNorm, float[]? optimizerState = null, long step = 0, long appliedUpdates = 0, float learningRateScale = 1f)
+    {
+        Network = network;
+        Weights = weights;
+        Optimizer = optimizer;
+        Schedule = schedule;
+        ClipNorm = clipNorm;
+        OptimizerState = optimizerState ?? new float[optimizer.StatePerParameter * network.ParameterCount];
+        Step = step;
+        AppliedUpdates = appliedUpdates;
+        Health = new HealthMonitor(network, clipNorm);
+        Health.RestoreLearningRateScale(learningRateScale);
+        _layerNorms = new double[Health.DenseLayers.Count];
+    }
+
+    public Network Network { get; }
+    public ModelWeights Weights { get; }
+    public Optimizer Optimizer { get; }
+    public float[] OptimizerState { get; }
+    public LearningRateSchedule Schedule { get; }
+    public float ClipNorm { get; }
+    public HealthMonitor Health { get; }
+
+    /// <summary>The next global step to run.</summary>
+    public long Step { get; private set; }
+
+    /// <summary>Updates actually applied (skipped steps do not count): Adam's t.</summary>
+    public long AppliedUpdates { get; private set; }
+
+    /// <summary>Consumes the root sum of a step (it is modified in place) and advances to the next step.</summary>
+    public StepReport Apply(float[] sum, int globalBatch, int sliceCount)
+    {
+        var network = Network;
+        var p = network.ParameterCount;
+        var loss = sum[network.LossSumIndex] / (double)globalBatch;
+        var accuracy = sum[network.CorrectIndex] / (double)globalBatch;
+        var gradient = sum.AsSpan(0, p);
+        Elementwise.DivideInPlace(gradient, globalBatch);
+
+        // One pass of squares per layer gives both the per-layer norms (health) and the global norm (clipping).
+        var total = 0.0;
+        for (int l = 0, k = 0; l < network.Layers.Count; l++)
+        {
+            var squares = Elementwise.SumOfSquares(gradient[network.ParameterOffsets[l]..network.ParameterOffsets[l + 1]]);
+            total += squares;
+            if (k < _layerNorms.Length && Health.DenseLayers[k] == l)
+            {
+                _layerNorms[k++] = Math.Sqrt(squares);
+            }
+        }
+        var norm = Math.Sqrt(total);
+        var step = Step;
+        var learningRate = Schedule.At(step) * Health.LearningRateScale;
+        Step++;
+        if (!Health.Admit(step, norm, _layerNorms, out var warning))
+        {
+            return new StepReport(step, loss, accuracy, norm, Clipped: false, Skipped: true, learningRate, warning);
+        }
+
+        var scale = GradientClipping.Clip(gradient, norm, ClipNorm);
+        if (scale < 1f)
+        {
+            Health.RecordClipped();
+        }
+        AppliedUpdates++;
+        Optimizer.Step(Weights.Parameters, gradient, OptimizerState, learningRate, AppliedUpdates);
+
+        var statistics = sum.AsSpan(p, network.StatisticsCount);
+        Health.RecordActivity(statistics);
+        if (network.BufferCount > 0)
+        {
+            Elementwise.DivideInPlace(statistics, sliceCount);
+            for (var l = 0; l < network.Layers.Count; l++)
+            {
+                if (network.Layers[l].BufferCount > 0)
+                {
+                    network.Layers[l].UpdateBuffers(network.LayerBuffers(Weights.Buffers, l),
+                        statistics[network.StatisticsOffsets[l]..network.StatisticsOffsets[l + 1]]);
+                }
+            }
+        }
+        return new StepReport(step, loss, accuracy, norm, scale < 1f, Skipped: false, learningRate, null);
+    }
+}
