@@ -26,6 +26,31 @@ public sealed class Dataset
     public int Count => Labels.Length;
 
     public ReadOnlySpan<float> Row(int index) => Features.AsSpan(index * FeatureCount, FeatureCount);
+
+    /// <summary>A copy of the rows <paramref name="start"/>..start+count-1, in order, with the same class count.</summary>
+    public Dataset Rows(int start, int count, string name)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(start);
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(start, Count - count);
+        return new Dataset(
+            name,
+            Features.AsSpan(start * FeatureCount, count * FeatureCount).ToArray(),
+            Labels.AsSpan(start, count).ToArray(),
+            FeatureCount,
+            ClassCount);
+    }
+
+    /// <summary>How many rows carry each label 0..ClassCount-1.</summary>
+    public int[] LabelHistogram()
+    {
+        var histogram = new int[ClassCount];
+        foreach (var label in Labels)
+        {
+            histogram[label]++;
+        }
+        return histogram;
+    }
 }
 
 /// <summary>The training split and the held-out split of one data source.</summary>
