@@ -1,1 +1,60 @@
-internal static class Program { private static int Main() => 0; }
+using DistributedBackprop.Core;
+using DistributedBackprop.Node.Commands;
+
+namespace DistributedBackprop.Node;
+
+/// <summary>
+/// distbp: exit 0 when done, 2 for bad input (one line on stderr naming the input), 1 for an internal failure.
+/// </summary>
+public static class Program
+{
+    public const string Usage = """
+        usage: distbp <command> [options]
+
+        commands:
+          train     train in one process (the main job)
+          eval      evaluate a saved model: distbp eval --model FILE [--data PATH]
+
+        distbp <command> --help lists a command's options.
+        """;
+
+    public static int Main(string[] args)
+    {
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+        try
+        {
+            if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+            {
+                Console.WriteLine(Usage);
+                return args.Length == 0 ? 2 : 0;
+            }
+            var rest = args.Skip(1).ToArray();
+            return args[0] switch
+            {
+                "train" => TrainCommand.Run(rest, cancel.Token),
+                "eval" => EvalCommand.Run(rest),
+                _ => throw new DistbpInputException($"unknown command '{args[0]}'; use train or eval (distbp --help)."),
+            };
+        }
+        catch (DistbpInputException e)
+        {
+            Console.Error.WriteLine($"distbp: {e.Message}");
+            return 2;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("distbp: interrupted.");
+            return 130;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"distbp: internal error: {e}");
+            return 1;
+        }
+    }
+}

@@ -70,7 +70,7 @@ public sealed class Network
 /// <summary>The state that defines a trained network: trainable parameters and non-trainable buffers.</summary>
 public sealed record ModelWeights(float[] Parameters, float[] Buffers)
 {
-    public ModelWeights Clone() => new((float[])Parameters.Clone(), (float[])Buffers.Clone());
+    public ModelWeights Copy() => new((float[])Parameters.Clone(), (float[])Buffers.Clone());
 
     /// <summary>SHA-256 of the parameters then the buffers as little-endian float32 — the test suite's oracle.</summary>
     public string Sha256()

@@ -1,0 +1,71 @@
+using DistributedBackprop.Core.Training;
+
+namespace DistributedBackprop.Node.Cli;
+
+/// <summary>The training options of DESIGN.md's command-line contract, bound onto <see cref="TrainingOptions"/>.</summary>
+public static class TrainingOptionsBinder
+{
+    public static readonly HashSet<string> Valued =
+    [
+        "data", "layers", "activation", "loss", "optimizer", "lr", "momentum", "batch", "slices", "epochs", "clip",
+        "dropout", "seed", "warmup", "decay", "decay-every", "decay-factor", "workers", "threads", "checkpoint-dir",
+        "checkpoint-every", "out", "summary-json",
+    ];
+
+    public static readonly HashSet<string> Switches = ["batch-norm", "help"];
+
+    public static TrainingOptions Bind(ParsedArguments args)
+    {
+        var d = new TrainingOptions();
+        return new TrainingOptions
+        {
+            DataPath = args.String("data"),
+            Layers = args.String("layers") ?? d.Layers,
+            Activation = args.String("activation") ?? d.Activation,
+            Loss = args.String("loss") ?? d.Loss,
+            Optimizer = args.String("optimizer") ?? d.Optimizer,
+            LearningRate = args.Float("lr", d.LearningRate),
+            Momentum = args.Float("momentum", d.Momentum),
+            Batch = args.Int("batch", d.Batch),
+            Slices = args.Int("slices", d.Slices),
+            Epochs = args.Int("epochs", d.Epochs),
+            Clip = args.Float("clip", d.Clip),
+            Dropout = args.Float("dropout", d.Dropout),
+            BatchNorm = args.Flag("batch-norm"),
+            Seed = args.ULong("seed", d.Seed),
+            WarmupSteps = args.Int("warmup", d.WarmupSteps),
+            Decay = args.String("decay") ?? d.Decay,
+            DecayEvery = args.Int("decay-every", d.DecayEvery),
+            DecayFactor = args.Float("decay-factor", d.DecayFactor),
+            Workers = args.Int("workers", d.Workers),
+            Threads = args.Int("threads", d.Threads),
+            CheckpointDir = args.String("checkpoint-dir"),
+            CheckpointEvery = args.Int("checkpoint-every", d.CheckpointEvery),
+        };
+    }
+
+    public const string Help = """
+        Training options:
+          --data PATH            folder of IDX files (.gz or not) or a CSV file; default: embedded Fashion-MNIST sample
+          --layers W-W-...       layer widths, input first, classes last (default 784-256-128-10)
+          --activation NAME      relu | leaky-relu | tanh | sigmoid (default relu)
+          --loss NAME            cross-entropy | mse (default cross-entropy)
+          --optimizer NAME       sgd | momentum | adam (default momentum)
+          --lr X                 learning rate (default 0.1)
+          --momentum X           momentum for --optimizer momentum (default 0.9)
+          --batch N              global mini-batch (default 256)
+          --slices N             slices per batch; must divide the batch (default 8)
+          --epochs N             passes over the training data (default 10)
+          --clip X               global gradient-norm clip, 0 = off (default 5)
+          --dropout X            dropout rate in [0, 1) after each hidden layer (default 0)
+          --batch-norm           batch normalisation before each hidden activation
+          --seed N               seed for initialisation, shuffling and dropout (default 1)
+          --warmup N             linear learning-rate warm-up steps (default 0)
+          --decay NAME           none | step | cosine (default none); --decay-every N, --decay-factor X for step
+          --workers N            workers (default 1)
+          --threads N            compute threads per worker; never changes the result (default: cores)
+          --checkpoint-dir DIR   write checkpoints there; --checkpoint-every K steps (default: each epoch)
+          --out FILE             write the trained model
+          --summary-json FILE    write the run's summary as JSON
+        """;
+}
