@@ -20,7 +20,7 @@ public sealed class RawFloatsFormatter : IMessagePackFormatter<float[]>
             throw new MessagePackSerializationException($"A float32 tensor blob of {bytes.Length} bytes is not a whole number of floats.");
         }
         var result = new float[bytes.Length / sizeof(float)];
-        bytes.CopyTo(MemoryMarshal.AsBytes(result.AsSpan()));
+        System.Buffers.BuffersExtensions.CopyTo(bytes, MemoryMarshal.AsBytes(result.AsSpan()));
         return result;
     }
 }
@@ -41,7 +41,7 @@ public sealed class RawDoublesFormatter : IMessagePackFormatter<double[]>
             throw new MessagePackSerializationException($"A float64 tensor blob of {bytes.Length} bytes is not a whole number of doubles.");
         }
         var result = new double[bytes.Length / sizeof(double)];
-        bytes.CopyTo(MemoryMarshal.AsBytes(result.AsSpan()));
+        System.Buffers.BuffersExtensions.CopyTo(bytes, MemoryMarshal.AsBytes(result.AsSpan()));
         return result;
     }
 }
