@@ -116,7 +116,13 @@ public sealed class FeatureStatistics
             partials[c] = Of(data, start, Math.Min(chunkRows, data.Count - start));
         });
 
-        var total = Empty(data.FeatureCount);
+        return MergeInOrder(data.FeatureCount, partials);
+    }
+
+    /// <summary>Empty, then each partial merged in list order: the canonical merge a coordinator repeats.</summary>
+    public static FeatureStatistics MergeInOrder(int featureCount, IEnumerable<FeatureStatistics> partials)
+    {
+        var total = Empty(featureCount);
         foreach (var partial in partials)
         {
             total = total.Merge(partial);

@@ -20,26 +20,16 @@ public sealed class LocalTrainer
 {
     private readonly TrainingSetup _setup;
     private readonly TrainingState _state;
-    private readonly int _threads;
-    private readonly Workspace[] _workspaces;
-    private readonly GradientTreeReducer[] _threadReducers;
+    private readonly SliceRunner _runner;
     private readonly GradientTreeReducer _reducer;
 
     public LocalTrainer(TrainingSetup setup, TrainingState? state = null)
     {
         _setup = setup;
         _state = state ?? setup.NewState();
-        var slices = setup.Options.Slices;
-        _threads = Math.Clamp(setup.Options.Threads, 1, slices);
         var pool = new BufferPool(setup.Network.ResultLength);
-        _workspaces = new Workspace[_threads];
-        _threadReducers = new GradientTreeReducer[_threads];
-        for (var t = 0; t < _threads; t++)
-        {
-            _workspaces[t] = new Workspace(setup.Network, setup.Plan.SliceSize);
-            _threadReducers[t] = new GradientTreeReducer(slices, pool);
-        }
-        _reducer = new GradientTreeReducer(slices, pool);
+        _runner = new SliceRunner(setup.Network, setup.Plan.SliceSize, setup.Options.Slices, setup.Options.Threads, pool);
+        _reducer = new GradientTreeReducer(setup.Options.Slices, pool);
     }
 
     public TrainingState State => _state;
@@ -101,30 +91,11 @@ public sealed class LocalTrainer
     private float[] ComputeStep(long step, int[] permutation, int stepInEpoch)
     {
         var options = _setup.Options;
-        var slices = options.Slices;
-        var sliceSize = _setup.Plan.SliceSize;
-        var baseOffset = stepInEpoch * options.Batch;
-        Parallel.For(0, _threads, t =>
+        var batch = permutation.AsMemory(stepInEpoch * options.Batch, options.Batch);
+        foreach (var (node, sum) in _runner.Run(_state.Weights, _setup.Data.Train, batch, options.Seed, step, 0,
+                     options.Slices))
         {
-            var reducer = _threadReducers[t];
-            var first = t * slices / _threads;
-            var end = (t + 1) * slices / _threads;
-            for (var s = first; s < end; s++)
-            {
-                var buffer = reducer.Rent();
-                var indices = permutation.AsSpan(baseOffset + s * sliceSize, sliceSize);
-                SliceComputer.Compute(_setup.Network, _state.Weights, _setup.Data.Train, indices, options.Seed, step,
-                    _workspaces[t], buffer);
-                reducer.Add(new TreeNode(0, s), buffer);
-            }
-        });
-        foreach (var reducer in _threadReducers)
-        {
-            foreach (var (node, sum) in reducer.TakePending())
-            {
-                _reducer.Add(node, sum);
-            }
-            reducer.Reset();
+            _reducer.Add(node, sum);
         }
         return _reducer.Root;
     }

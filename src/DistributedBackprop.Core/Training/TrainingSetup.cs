@@ -31,14 +31,23 @@ public sealed class TrainingSetup
     public LearningRateSchedule Schedule { get; }
     public long TotalSteps => (long)Plan.StepsPerEpoch * Options.Epochs;
 
+    /// <summary>Loads the data and normalises it with the training split's own statistics (one process).</summary>
     public static TrainingSetup Create(TrainingOptions options, DataSplit? preloaded = null)
     {
         options.Validate();
         var raw = preloaded ?? DataSource.Load(options.DataPath);
-        var spec = new NetworkSpec(NetworkSpec.ParseWidths(options.Layers), options.Activation, options.Loss,
-            options.Dropout, options.BatchNorm);
+        CheckAgainstData(SpecOf(options), raw.Train, options.Layers);
+        return Create(options, raw, FeatureNormaliser.FromStatistics(FeatureStatistics.Compute(raw.Train)));
+    }
+
+    public static NetworkSpec SpecOf(TrainingOptions options) => new(NetworkSpec.ParseWidths(options.Layers),
+        options.Activation, options.Loss, options.Dropout, options.BatchNorm);
+
+    /// <summary>Builds the setup from raw data and a normaliser merged elsewhere (a cluster node).</summary>
+    public static TrainingSetup Create(TrainingOptions options, DataSplit raw, FeatureNormaliser normaliser)
+    {
+        var spec = SpecOf(options);
         CheckAgainstData(spec, raw.Train, options.Layers);
-        var normaliser = FeatureNormaliser.FromStatistics(FeatureStatistics.Compute(raw.Train));
         var data = new DataSplit(normaliser.Apply(raw.Train), normaliser.Apply(raw.Test));
         var network = new Network(spec);
         var plan = new SlicePlan(options.Seed, data.Train.Count, options.Batch, options.Slices);

@@ -1,0 +1,75 @@
+using DistributedBackprop.Core.Data;
+using DistributedBackprop.Core.Model;
+
+namespace DistributedBackprop.Core.Training;
+
+/// <summary>
+/// Computes a contiguous run of slices of one step on a few threads — what one worker does — and returns the sums of
+/// the maximal aligned subtrees of the canonical tree that the run covers (the whole root when it covers every slice).
+/// Each thread reduces its own sub-run; the pieces are then combined along the same tree, so the bits do not depend on
+/// the thread count.
+/// </summary>
+public sealed class SliceRunner
+{
+    private readonly Network _network;
+    private readonly int _threads;
+    private readonly Workspace[] _workspaces;
+    private readonly GradientTreeReducer[] _threadReducers;
+    private readonly GradientTreeReducer _runReducer;
+
+    public SliceRunner(Network network, int sliceSize, int sliceCount, int threads, BufferPool pool)
+    {
+        _network = network;
+        SliceSize = sliceSize;
+        SliceCount = sliceCount;
+        _threads = Math.Clamp(threads, 1, sliceCount);
+        _workspaces = new Workspace[_threads];
+        _threadReducers = new GradientTreeReducer[_threads];
+        for (var t = 0; t < _threads; t++)
+        {
+            _workspaces[t] = new Workspace(network, sliceSize);
+            _threadReducers[t] = new GradientTreeReducer(sliceCount, pool);
+        }
+        _runReducer = new GradientTreeReducer(sliceCount, pool);
+        Pool = pool;
+    }
+
+    public int SliceSize { get; }
+    public int SliceCount { get; }
+    public BufferPool Pool { get; }
+
+    /// <summary>
+    /// Slices [first, end) of a step. <paramref name="batch"/> holds the step's global batch of sample indices
+    /// (slice s is batch[s·m .. (s+1)·m)). The caller owns the returned buffers (return them to <see cref="Pool"/>).
+    /// </summary>
+    public List<KeyValuePair<TreeNode, float[]>> Run(ModelWeights weights, Dataset train, ReadOnlyMemory<int> batch,
+        ulong seed, long step, int first, int end)
+    {
+        var count = end - first;
+        var threads = Math.Clamp(count, 1, _threads);
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        {
+            var reducer = _threadReducers[t];
+            var from = first + t * count / threads;
+            var to = first + (t + 1) * count / threads;
+            for (var s = from; s < to; s++)
+            {
+                var buffer = reducer.Rent();
+                var indices = batch.Span.Slice(s * SliceSize, SliceSize);
+                SliceComputer.Compute(_network, weights, train, indices, seed, step, _workspaces[t], buffer);
+                reducer.Add(new TreeNode(0, s), buffer);
+            }
+        });
+        for (var t = 0; t < threads; t++)
+        {
+            foreach (var (node, sum) in _threadReducers[t].TakePending())
+            {
+                _runReducer.Add(node, sum);
+            }
+            _threadReducers[t].Reset();
+        }
+        var result = _runReducer.TakePending();
+        _runReducer.Reset();
+        return result;
+    }
+}
