@@ -15,31 +15,46 @@ public static class Evaluator
 
     public static Evaluation Evaluate(Network network, ModelWeights weights, Dataset data, int threads)
     {
-        var chunks = (data.Count + ChunkRows - 1) / ChunkRows;
+        var chunks = ChunkCount(data.Count);
         var lossSums = new double[chunks];
         var correct = new int[chunks];
         var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) };
         Parallel.For(0, chunks, options, () => new Workspace(network, ChunkRows), (c, _, workspace) =>
         {
-            var first = c * ChunkRows;
-            var rows = Math.Min(ChunkRows, data.Count - first);
-            var indices = workspace.Indices.AsSpan(0, rows);
-            for (var i = 0; i < rows; i++)
-            {
-                indices[i] = first + i;
-            }
-            var outputs = SliceComputer.Predict(network, weights, data, indices, workspace);
-            (lossSums[c], correct[c]) = network.Loss.Evaluate(outputs, data.Labels.AsSpan(first, rows), Span<float>.Empty,
-                rows, network.OutputSize);
+            (lossSums[c], correct[c]) = EvaluateChunk(network, weights, data, c, workspace);
             return workspace;
         }, _ => { });
+        return Combine(lossSums, correct, data.Count);
+    }
+
+    public static int ChunkCount(int rows) => (rows + ChunkRows - 1) / ChunkRows;
+
+    /// <summary>Loss sum and correct count of chunk <paramref name="chunk"/> (rows chunk·256 onwards).</summary>
+    public static (double LossSum, int Correct) EvaluateChunk(Network network, ModelWeights weights, Dataset data,
+        int chunk, Workspace workspace)
+    {
+        var first = chunk * ChunkRows;
+        var rows = Math.Min(ChunkRows, data.Count - first);
+        var indices = workspace.Indices.AsSpan(0, rows);
+        for (var i = 0; i < rows; i++)
+        {
+            indices[i] = first + i;
+        }
+        var outputs = SliceComputer.Predict(network, weights, data, indices, workspace);
+        return network.Loss.Evaluate(outputs, data.Labels.AsSpan(first, rows), Span<float>.Empty, rows,
+            network.OutputSize);
+    }
+
+    /// <summary>Chunk sums combined in chunk order: the figures do not depend on who evaluated which chunk.</summary>
+    public static Evaluation Combine(IReadOnlyList<double> lossSums, IReadOnlyList<int> correct, int count)
+    {
         var loss = 0.0;
         var right = 0L;
-        for (var c = 0; c < chunks; c++)
+        for (var c = 0; c < lossSums.Count; c++)
         {
             loss += lossSums[c];
             right += correct[c];
         }
-        return new Evaluation(loss / data.Count, right / (double)data.Count, data.Count);
+        return new Evaluation(loss / count, right / (double)count, count);
     }
 }

@@ -10,8 +10,9 @@ namespace DistributedBackprop.Core.Training;
 /// </summary>
 public sealed class SlicePlan
 {
-    private int _cachedEpoch = -1;
-    private int[] _permutation = [];
+    private sealed record CachedOrder(int Epoch, int[] Order);
+
+    private CachedOrder? _cached;
 
     public SlicePlan(ulong seed, int sampleCount, int globalBatch, int sliceCount)
     {
@@ -41,7 +42,7 @@ public sealed class SlicePlan
     public (int Epoch, int StepInEpoch) Locate(long globalStep) =>
         ((int)(globalStep / StepsPerEpoch), (int)(globalStep % StepsPerEpoch));
 
-    /// <summary>The sample indices of one slice of a global step. Not thread-safe: one plan per thread.</summary>
+    /// <summary>The sample indices of one slice of a global step.</summary>
     public ReadOnlySpan<int> Slice(long globalStep, int slice)
     {
         if ((uint)slice >= (uint)SliceCount)
@@ -52,14 +53,16 @@ public sealed class SlicePlan
         return Permutation(epoch).AsSpan(stepInEpoch * GlobalBatch + slice * SliceSize, SliceSize);
     }
 
+    /// <summary>The epoch's order (cached; safe to call from several threads).</summary>
     public int[] Permutation(int epoch)
     {
-        if (epoch != _cachedEpoch)
+        var cached = Volatile.Read(ref _cached);
+        if (cached is null || cached.Epoch != epoch)
         {
-            _permutation = Shuffle(Seed, epoch, SampleCount);
-            _cachedEpoch = epoch;
+            cached = new CachedOrder(epoch, Shuffle(Seed, epoch, SampleCount));
+            Volatile.Write(ref _cached, cached);
         }
-        return _permutation;
+        return cached.Order;
     }
 
     /// <summary>Fisher–Yates over 0..count-1 driven by a generator keyed by (seed, epoch).</summary>

@@ -1,18 +1,19 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using DistributedBackprop.Core.Kernels;
-using DistributedBackprop.Core.Training;
 
-namespace DistributedBackprop.Node.Commands;
+namespace DistributedBackprop.Core.Training;
 
 /// <summary>The --summary-json object (DESIGN.md names its required keys).</summary>
 public static class TrainingSummary
 {
-    public static JsonObject Build(TrainingSetup setup, TrainingResult result, int workers, int nodes)
+    /// <summary>The summary object; <paramref name="extra"/> adds run-specific keys (cluster timings, bytes).</summary>
+    public static JsonObject Build(TrainingSetup setup, TrainingResult result, int workers, int nodes,
+        JsonObject? extra = null)
     {
         var o = setup.Options;
         var h = result.Health;
-        return new JsonObject
+        var summary = new JsonObject
         {
             ["samples_per_second"] = result.SamplesPerSecond,
             ["train_seconds"] = result.TrainSeconds,
@@ -57,6 +58,11 @@ public static class TrainingSummary
                 ["detected"] = new JsonArray(),
             },
         };
+        foreach (var (key, value) in extra ?? [])
+        {
+            summary[key] = value?.DeepClone();
+        }
+        return summary;
     }
 
     public static string ToJson(JsonObject summary) =>

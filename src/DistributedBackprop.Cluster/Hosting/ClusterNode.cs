@@ -1,0 +1,127 @@
+using Akka.Actor;
+using Akka.Cluster.Hosting;
+using Akka.Cluster.Sharding;
+using Akka.Hosting;
+using Akka.Remote.Hosting;
+using DistributedBackprop.Cluster.Coordinator;
+using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Cluster.Workers;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace DistributedBackprop.Cluster.Hosting;
+
+/// <summary>Where a node listens and whom it joins. No seeds: the node founds a cluster of its own.</summary>
+public sealed record ClusterNodeSettings
+{
+    public string SystemName { get; init; } = "distbp";
+    public string Hostname { get; init; } = "127.0.0.1";
+    /// <summary>0 picks a free port.</summary>
+    public int Port { get; init; }
+    public string? PublicHostname { get; init; }
+    public IReadOnlyList<string> Seeds { get; init; } = [];
+    public IReadOnlyList<string> Roles { get; init; } = ["worker"];
+    /// <summary>Shards of the worker region; fixed for the cluster's life (about 10 per node at most).</summary>
+    public int MaxShards { get; init; } = 100;
+    public string LogLevel { get; init; } = "WARNING";
+}
+
+/// <summary>
+/// One cluster node: remoting, clustering, the wire serializer, this node's weights cache and agent, the worker shard
+/// region, and the coordinator singleton (with its proxy), all configured in code through Akka.Hosting.
+/// </summary>
+public sealed class ClusterNode : IAsyncDisposable
+{
+    private readonly IHost _host;
+
+    private ClusterNode(IHost host, NodeContext context)
+    {
+        _host = host;
+        Context = context;
+        System = host.Services.GetRequiredService<ActorSystem>();
+    }
+
+    public NodeContext Context { get; }
+    public ActorSystem System { get; }
+    public Address Address => Akka.Cluster.Cluster.Get(System).SelfAddress;
+    public Task<JobOutcome> Finished => Context.Finished.Task;
+
+    public static async Task<ClusterNode> StartAsync(ClusterNodeSettings settings, NodeContext context,
+        CancellationToken cancel = default)
+    {
+        var host = new HostBuilder()
+            .ConfigureServices(services => services.AddAkka(settings.SystemName, builder => Configure(builder, settings, context)))
+            .Build();
+        await host.StartAsync(cancel);
+        var node = new ClusterNode(host, context);
+        if (settings.Seeds.Count == 0)
+        {
+            var cluster = Akka.Cluster.Cluster.Get(node.System);
+            await cluster.JoinAsync(cluster.SelfAddress, cancel);
+        }
+        return node;
+    }
+
+    private static void Configure(AkkaConfigurationBuilder builder, ClusterNodeSettings settings, NodeContext context)
+    {
+        builder
+            .AddHocon(RemotingSettings.Hocon + $$"""
+                akka.loglevel = {{settings.LogLevel}}
+                akka.stdout-loglevel = {{settings.LogLevel}}
+                akka.log-dead-letters = off
+                akka.log-dead-letters-during-shutdown = off
+                akka.cluster.sharding.distributed-data.durable.keys = []
+                akka.coordinated-shutdown.exit-clr = off
+                """, HoconAddMode.Prepend)
+            .WithRemoting(new RemoteOptions
+            {
+                HostName = settings.Hostname,
+                Port = settings.Port,
+                PublicHostName = settings.PublicHostname,
+            })
+            .WithClustering(new ClusterOptions
+            {
+                SeedNodes = settings.Seeds.ToArray(),
+                Roles = settings.Roles.ToArray(),
+            })
+            .WithWireSerializer()
+            .WithActors((system, registry) =>
+            {
+                var cache = system.ActorOf(Props.Create(() => new WeightsCache(context)), "weights-cache");
+                registry.Register<WeightsCacheActor>(cache);
+            })
+            .WithShardRegion<WorkerRegion>("worker",
+                (system, registry, resolver) => entityId =>
+                    Props.Create(() => new WorkerEntity(entityId, context, registry.Get<WeightsCacheActor>())),
+                new WorkerMessageExtractor(settings.MaxShards),
+                new ShardOptions
+                {
+                    Role = "worker",
+                    StateStoreMode = StateStoreMode.DData,
+                    RememberEntities = false,
+                })
+            .WithSingleton<CoordinatorSingleton>("coordinator",
+                (system, registry, resolver) =>
+                    Props.Create(() => new TrainingCoordinator(context, registry.Get<WorkerRegion>())),
+                new ClusterSingletonOptions { Role = "worker" },
+                createProxyToo: true)
+            .WithActors((system, registry) =>
+            {
+                system.ActorOf(Props.Create(() => new NodeAgent(context, registry.Get<CoordinatorSingleton>())),
+                    "node-agent");
+            });
+    }
+
+    /// <summary>Leaves the cluster gracefully (CoordinatedShutdown) and stops the host.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await _host.StopAsync(TimeSpan.FromSeconds(30));
+        }
+        finally
+        {
+            _host.Dispose();
+        }
+    }
+}

@@ -1,0 +1,64 @@
+using Akka.Actor;
+using Akka.Event;
+using DistributedBackprop.Cluster.Wire;
+
+namespace DistributedBackprop.Cluster.Workers;
+
+/// <summary>
+/// One per node: introduces the node to the coordinator (with its configuration hash) once it is up, and ends the
+/// node's part of the job when the coordinator refuses it or announces the end.
+/// </summary>
+public sealed class NodeAgent : ReceiveActor, IWithTimers
+{
+    private static readonly TimeSpan RegisterEvery = TimeSpan.FromSeconds(2);
+    private readonly NodeContext _context;
+    private readonly IActorRef _coordinator;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
+    private bool _accepted;
+
+    public NodeAgent(NodeContext context, IActorRef coordinatorProxy)
+    {
+        _context = context;
+        _coordinator = coordinatorProxy;
+        Receive<Register>(_ =>
+        {
+            if (!_accepted)
+            {
+                _coordinator.Tell(new RegisterNode(_cluster.SelfAddress.ToString(), _context.ConfigHash));
+            }
+        });
+        Receive<NodeVerdict>(verdict =>
+        {
+            if (verdict.Accepted)
+            {
+                _accepted = true;
+                Timers.Cancel("register");
+                return;
+            }
+            _log.Error("refused by the coordinator: {0}", verdict.Reason);
+            _context.Finished.TrySetResult(new JobOutcome(2, verdict.Reason, null));
+        });
+        Receive<JobFinished>(finished =>
+        {
+            if (finished.RunId == _context.ConfigHash)
+            {
+                _context.Finished.TrySetResult(new JobOutcome(finished.ExitCode, finished.Message, null));
+            }
+        });
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private sealed class Register
+    {
+        public static readonly Register Instance = new();
+    }
+
+    protected override void PreStart() =>
+        _cluster.RegisterOnMemberUp(() =>
+        {
+            Self.Tell(Register.Instance);
+            Timers.StartPeriodicTimer("register", Register.Instance, RegisterEvery);
+        });
+}

@@ -1,0 +1,114 @@
+using Akka.Actor;
+using Akka.Event;
+using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Core.Data;
+using DistributedBackprop.Core.Model;
+
+namespace DistributedBackprop.Cluster.Workers;
+
+/// <summary>A local entity asks for the weights of a version.</summary>
+public sealed record GetWeights(string RunId, long Version);
+
+/// <summary>The answer: the weights (shared read-only by the node's entities) and the node's normalised setup.</summary>
+public sealed record WeightsAvailable(long Version, ModelWeights Weights);
+
+/// <summary>The version asked for is older than anything this node still holds.</summary>
+public sealed record WeightsGone(long Version);
+
+/// <summary>
+/// One per node: receives each weights version once from the coordinator and serves it to every worker entity on the
+/// node, so a broadcast costs one transfer per node, not one per entity. An entity asking for a version that has not
+/// arrived waits; if it never arrived (a node that joined late, a lost message) the cache pulls it.
+/// </summary>
+public sealed class WeightsCache : ReceiveActor
+{
+    private const int Keep = 3;
+    private readonly NodeContext _context;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly SortedDictionary<long, ModelWeights> _versions = [];
+    private readonly Dictionary<long, List<IActorRef>> _waiting = [];
+    private readonly ChunkAssembler _assembler;
+    private IActorRef? _coordinator;
+    private string? _runId;
+
+    public WeightsCache(NodeContext context)
+    {
+        _context = context;
+        _assembler = new ChunkAssembler(Context.System);
+        Receive<TensorChunk>(chunk =>
+        {
+            if (_assembler.TryAccept(Sender, chunk, out var complete) && complete is not null)
+            {
+                Self.Forward(complete);
+            }
+        });
+        Receive<NormaliserReady>(ready =>
+        {
+            _coordinator = Sender;
+            _runId = ready.RunId;
+            _context.UseNormaliser(new FeatureNormaliser(ready.Mean, ready.Std));
+        });
+        Receive<WeightsVersion>(OnWeights);
+        Receive<GetWeights>(OnGet);
+    }
+
+    private void OnWeights(WeightsVersion message)
+    {
+        if (!Sender.IsNobody())
+        {
+            _coordinator = Sender;
+        }
+        _runId = message.RunId;
+        _versions[message.Version] = new ModelWeights(message.Parameters, message.Buffers);
+        while (_versions.Count > Keep)
+        {
+            _versions.Remove(_versions.Keys.First());
+        }
+        foreach (var version in _waiting.Keys.ToList())
+        {
+            if (_versions.TryGetValue(version, out var weights))
+            {
+                Reply(_waiting[version], new WeightsAvailable(version, weights));
+                _waiting.Remove(version);
+            }
+            else if (version < _versions.Keys.First())
+            {
+                Reply(_waiting[version], new WeightsGone(version));
+                _waiting.Remove(version);
+            }
+        }
+    }
+
+    private void OnGet(GetWeights request)
+    {
+        if (_versions.TryGetValue(request.Version, out var weights))
+        {
+            Sender.Tell(new WeightsAvailable(request.Version, weights));
+            return;
+        }
+        if (_versions.Count > 0 && request.Version < _versions.Keys.First())
+        {
+            Sender.Tell(new WeightsGone(request.Version));
+            return;
+        }
+        if (!_waiting.TryGetValue(request.Version, out var list))
+        {
+            _waiting[request.Version] = list = [];
+            if (_coordinator is not null && _versions.Count > 0)
+            {
+                // Newer versions exist but this one is missing: ask again rather than wait forever.
+                _log.Info("weights version {0} missing on this node; pulling it from the coordinator", request.Version);
+                _coordinator.Tell(new PullWeights(_runId ?? request.RunId, request.Version));
+            }
+        }
+        list.Add(Sender);
+    }
+
+    private static void Reply(List<IActorRef> requesters, object message)
+    {
+        foreach (var requester in requesters)
+        {
+            requester.Tell(message);
+        }
+    }
+}

@@ -1,0 +1,143 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Event;
+using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Core.Data;
+using DistributedBackprop.Core.Training;
+
+namespace DistributedBackprop.Cluster.Workers;
+
+/// <summary>
+/// A worker: a sharding entity that computes what the coordinator assigns (slices of a step, statistics chunks,
+/// evaluation chunks) on its node's local data and replies to the coordinator directly. It keeps no state the
+/// coordinator cannot rebuild: when sharding moves it, it starts empty and asks the node's cache for weights.
+/// One job at a time; the next waits in the stash.
+/// </summary>
+public sealed class WorkerEntity : ReceiveActor, IWithStash
+{
+    private readonly string _workerId;
+    private readonly NodeContext _context;
+    private readonly IActorRef _cache;
+    private readonly TensorTransport _transport;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private SliceRunner? _runner;
+    private Workspace? _evaluationWorkspace;
+
+    public WorkerEntity(string workerId, NodeContext context, IActorRef cache)
+    {
+        _workerId = workerId;
+        _context = context;
+        _cache = cache;
+        _transport = new TensorTransport(Context.System);
+        Become(Idle);
+    }
+
+    public IStash Stash { get; set; } = null!;
+
+    private sealed record Computed(IActorRef ReplyTo, IReadOnlyList<IWireMessage> Replies);
+
+    private sealed record Failed(IActorRef ReplyTo, string RunId, long Step, Exception Error);
+
+    private void Idle()
+    {
+        Receive<ComputeSlices>(job => WithWeights(job.RunId, job.Version, Sender, weights => ComputeSlices(job, weights)));
+        Receive<EvaluateChunks>(job => WithWeights(job.RunId, job.Version, Sender, weights => Evaluate(job, weights)));
+        Receive<ComputeStatistics>(job => Start(Sender, job.RunId, -1, () => Statistics(job)));
+    }
+
+    /// <summary>Asks the node's cache for a weights version, then runs the work with it.</summary>
+    private void WithWeights(string runId, long version, IActorRef replyTo,
+        Func<Core.Model.ModelWeights, IReadOnlyList<IWireMessage>> work)
+    {
+        _cache.Tell(new GetWeights(runId, version));
+        Become(() =>
+        {
+            Receive<WeightsAvailable>(w => w.Version == version, w => Start(replyTo, runId, version, () => work(w.Weights)));
+            Receive<WeightsGone>(g => g.Version == version, _ =>
+            {
+                replyTo.Tell(new WorkFailed(runId, version, _workerId, $"weights version {version} is gone"));
+                BecomeIdle();
+            });
+            ReceiveAny(_ => Stash.Stash());
+        });
+    }
+
+    /// <summary>Runs the work off the actor's thread and replies when it is done.</summary>
+    private void Start(IActorRef replyTo, string runId, long step, Func<IReadOnlyList<IWireMessage>> work)
+    {
+        Task.Run(work).ContinueWith(t => t.IsCompletedSuccessfully
+                ? (object)new Computed(replyTo, t.Result)
+                : new Failed(replyTo, runId, step, t.Exception!.GetBaseException()))
+            .PipeTo(Self);
+        Become(() =>
+        {
+            Receive<Computed>(done =>
+            {
+                foreach (var reply in done.Replies)
+                {
+                    _transport.Send(done.ReplyTo, reply, Self);
+                }
+                BecomeIdle();
+            });
+            Receive<Failed>(failed =>
+            {
+                _log.Error(failed.Error, "worker {0} failed at step {1}", _workerId, failed.Step);
+                failed.ReplyTo.Tell(new WorkFailed(failed.RunId, failed.Step, _workerId, failed.Error.Message));
+                BecomeIdle();
+            });
+            ReceiveAny(_ => Stash.Stash());
+        });
+    }
+
+    private void BecomeIdle()
+    {
+        Become(Idle);
+        Stash.UnstashAll();
+    }
+
+    private TrainingSetup RequireSetup() =>
+        _context.Setup ?? throw new InvalidOperationException("The normaliser has not reached this node yet.");
+
+    private IReadOnlyList<IWireMessage> ComputeSlices(ComputeSlices job, Core.Model.ModelWeights weights)
+    {
+        var setup = RequireSetup();
+        var clock = Stopwatch.StartNew();
+        _runner ??= new SliceRunner(setup.Network, setup.Plan.SliceSize, setup.Options.Slices, _context.ThreadsPerWorker,
+            _context.Pool);
+        var (epoch, stepInEpoch) = setup.Plan.Locate(job.Step);
+        var batch = setup.Plan.Permutation(epoch).AsMemory(stepInEpoch * setup.Options.Batch, setup.Options.Batch);
+        var nodes = _runner.Run(weights, setup.Data.Train, batch, setup.Options.Seed, job.Step, job.FirstSlice,
+            job.FirstSlice + job.SliceCount);
+        var seconds = clock.Elapsed.TotalSeconds;
+        return nodes.Select(n => (IWireMessage)new SliceResult(job.RunId, job.Step, job.Version, n.Key.Level, n.Key.Index,
+            n.Value, _workerId, seconds)).ToList();
+    }
+
+    private IReadOnlyList<IWireMessage> Evaluate(EvaluateChunks job, Core.Model.ModelWeights weights)
+    {
+        var setup = RequireSetup();
+        var network = setup.Network;
+        var test = setup.Data.Test;
+        _evaluationWorkspace ??= new Workspace(network, Evaluator.ChunkRows);
+        var replies = new List<IWireMessage>();
+        for (var c = job.FirstChunk; c < job.FirstChunk + job.ChunkCount; c++)
+        {
+            var (lossSum, correct) = Evaluator.EvaluateChunk(network, weights, test, c, _evaluationWorkspace);
+            replies.Add(new EvaluationResult(job.RunId, job.Version, c, lossSum, correct));
+        }
+        return replies;
+    }
+
+    private IReadOnlyList<IWireMessage> Statistics(ComputeStatistics job)
+    {
+        var train = _context.RawData.Train;
+        var replies = new List<IWireMessage>();
+        for (var c = job.FirstChunk; c < job.FirstChunk + job.ChunkCount; c++)
+        {
+            var start = c * job.ChunkRows;
+            var partial = FeatureStatistics.Of(train, start, Math.Min(job.ChunkRows, train.Count - start));
+            replies.Add(new StatisticsResult(job.RunId, c, partial.Count, partial.Mean, partial.M2));
+        }
+        return replies;
+    }
+}
