@@ -4,7 +4,8 @@ using DistributedBackprop.Core.Training;
 namespace DistributedBackprop.Cluster;
 
 /// <summary>How a job ended, as the node that hosted the coordinator saw it (or as it was told).</summary>
-public sealed record JobOutcome(int ExitCode, string Message, System.Text.Json.Nodes.JsonObject? Summary);
+public sealed record JobOutcome(int ExitCode, string Message, System.Text.Json.Nodes.JsonObject? Summary = null,
+    TrainingResult? Result = null);
 
 /// <summary>Where the coordinator writes its outputs, when it runs on this node.</summary>
 public sealed record JobOutputs(string? ModelPath, string? SummaryPath, int MinNodes, int Nodes);

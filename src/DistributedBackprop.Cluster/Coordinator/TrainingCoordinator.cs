@@ -49,8 +49,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     {
         _context = context;
         _workers = workers;
-        _transport = new TensorTransport(Context.System);
-        _assembler = new ChunkAssembler(Context.System);
+        _transport = TensorTransport.For(Context.System);
+        _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System));
         _runId = context.ConfigHash;
         _workerIds = Enumerable.Range(0, context.Options.Workers).Select(i => $"worker-{i}").ToArray();
         Become(WaitingForMembers);
@@ -369,7 +369,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             Fail($"could not write the outputs: {e.Message}");
             return;
         }
-        _context.Finished.TrySetResult(new JobOutcome(0, "done", summary));
+        _context.Finished.TrySetResult(new JobOutcome(0, "done", summary, result));
         Broadcast(new JobFinished(_runId, 0, "training finished"));
         Become(() =>
         {
@@ -428,7 +428,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _transport.Send(cache, weights, Self);
     }
 
-    private static bool IsLocal(IActorRef actor) => actor.Path.Address.HasLocalScope || actor is ILocalRef;
+    private bool IsLocal(IActorRef actor) => actor.Path.Address.HasLocalScope || actor.Path.Address == _cluster.SelfAddress;
 
     private void Broadcast(JobFinished message)
     {

@@ -65,7 +65,7 @@ public sealed class ClusterNode : IAsyncDisposable
     private static void Configure(AkkaConfigurationBuilder builder, ClusterNodeSettings settings, NodeContext context)
     {
         builder
-            .AddHocon(RemotingSettings.Hocon + $$"""
+            .AddHocon($$"""
                 akka.loglevel = {{settings.LogLevel}}
                 akka.stdout-loglevel = {{settings.LogLevel}}
                 akka.log-dead-letters = off
@@ -78,7 +78,11 @@ public sealed class ClusterNode : IAsyncDisposable
                 HostName = settings.Hostname,
                 Port = settings.Port,
                 PublicHostName = settings.PublicHostname,
+                MaxFrameSize = RemotingSettings.FrameBytes,
+                SendBufferSize = RemotingSettings.FrameBytes,
+                ReceiveBufferSize = RemotingSettings.FrameBytes,
             })
+            .WithWireRemotingSettings()
             .WithClustering(new ClusterOptions
             {
                 SeedNodes = settings.Seeds.ToArray(),
@@ -103,7 +107,7 @@ public sealed class ClusterNode : IAsyncDisposable
             .WithSingleton<CoordinatorSingleton>("coordinator",
                 (system, registry, resolver) =>
                     Props.Create(() => new TrainingCoordinator(context, registry.Get<WorkerRegion>())),
-                new ClusterSingletonOptions { Role = "worker" },
+                new ClusterSingletonOptions { Role = "worker", LogSingletonIdentificationFailure = false },
                 createProxyToo: true)
             .WithActors((system, registry) =>
             {

@@ -34,7 +34,7 @@ public sealed class WeightsCache : ReceiveActor
     public WeightsCache(NodeContext context)
     {
         _context = context;
-        _assembler = new ChunkAssembler(Context.System);
+        _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System));
         Receive<TensorChunk>(chunk =>
         {
             if (_assembler.TryAccept(Sender, chunk, out var complete) && complete is not null)

@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using DistributedBackprop.Cluster.Wire;
 using DistributedBackprop.Core.Data;
+using DistributedBackprop.Core.Model;
 using DistributedBackprop.Core.Training;
 
 namespace DistributedBackprop.Cluster.Workers;
@@ -28,7 +29,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash
         _workerId = workerId;
         _context = context;
         _cache = cache;
-        _transport = new TensorTransport(Context.System);
+        _transport = TensorTransport.For(Context.System);
         Become(Idle);
     }
 

@@ -1,5 +1,6 @@
-using DistributedBackprop.Core;
-using DistributedBackprop.Core.Checkpoints;
+using DistributedBackprop.Cluster;
+using DistributedBackprop.Cluster.Hosting;
+using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Training;
 using DistributedBackprop.Node.Cli;
 
@@ -8,6 +9,14 @@ namespace DistributedBackprop.Node.Commands;
 /// <summary><c>distbp train</c>: the main job, in one process.</summary>
 public static class TrainCommand
 {
+    /// <summary>One node that founds its own cluster and hosts every worker entity and the coordinator.</summary>
+    private static async Task<JobOutcome> RunInProcessCluster(NodeContext context, CancellationToken cancel)
+    {
+        await using var node = await ClusterNode.StartAsync(new ClusterNodeSettings(), context, cancel);
+        using var registration = cancel.Register(() => context.Finished.TrySetCanceled(cancel));
+        return await node.Finished;
+    }
+
     public static int Run(IReadOnlyList<string> argv, CancellationToken cancel)
     {
         var args = ParsedArguments.Parse("train", argv, TrainingOptionsBinder.Valued, TrainingOptionsBinder.Switches);
@@ -16,35 +25,26 @@ public static class TrainCommand
             Console.WriteLine("usage: distbp train [training options]\n\n" + TrainingOptionsBinder.Help);
             return 0;
         }
-        var options = TrainingOptionsBinder.Bind(args);
+        var options = TrainingOptionsBinder.Bind(args) with { Workers = args.Int("workers", Environment.ProcessorCount) };
         options.Validate();
-        if (options.Workers > 1)
-        {
-            throw new DistbpInputException(
-                $"--workers: {options.Workers} workers need the cluster runtime, which this build does not have yet; use --workers 1 (slices still run on every core).");
-        }
         var outPath = args.String("out");
         var summaryPath = args.String("summary-json");
         AtomicFile.CheckWritable(outPath, "out");
         AtomicFile.CheckWritable(summaryPath, "summary-json");
 
-        var setup = TrainingSetup.Create(options);
-        Console.WriteLine($"training {setup.Network.Spec.WidthsText} ({setup.Network.ParameterCount:N0} parameters) on "
-                          + $"{setup.Data.Train.Count:N0} samples, testing on {setup.Data.Test.Count:N0}; batch {options.Batch} "
-                          + $"in {options.Slices} slices, {options.Epochs} epochs, {options.Threads} threads");
-        var trainer = new LocalTrainer(setup);
-        var store = options.CheckpointDir is { } dir ? new CheckpointStore(dir) : null;
-        var result = trainer.Run(ProgressDisplay.ForConsole(options.Epochs),
-            store is null ? null : state => store.Save(setup, state), cancel);
-
-        if (outPath is not null)
+        var raw = DataSource.Load(options.DataPath);
+        TrainingSetup.CheckAgainstData(TrainingSetup.SpecOf(options), raw.Train, options.Layers);
+        new SlicePlan(options.Seed, raw.Train.Count, options.Batch, options.Slices);
+        Console.WriteLine($"training {options.Layers} on {raw.Train.Count:N0} samples, testing on {raw.Test.Count:N0}; "
+                          + $"batch {options.Batch} in {options.Slices} slices, {options.Epochs} epochs, "
+                          + $"{options.Workers} workers in one process");
+        var context = new NodeContext(options, raw, new JobOutputs(outPath, summaryPath, MinNodes: 1, Nodes: 1),
+            localWorkers: options.Workers, ProgressDisplay.ForConsole(options.Epochs));
+        var outcome = RunInProcessCluster(context, cancel).GetAwaiter().GetResult();
+        if (outcome.Result is not { } result)
         {
-            ModelFile.Write(outPath, CheckpointStore.Snapshot(setup, trainer.State, "model"));
-        }
-        if (summaryPath is not null)
-        {
-            AtomicFile.WriteAllText(summaryPath,
-                TrainingSummary.ToJson(TrainingSummary.Build(setup, result, workers: 1, nodes: 1)));
+            Console.Error.WriteLine($"distbp: training failed: {outcome.Message}");
+            return outcome.ExitCode == 0 ? 1 : outcome.ExitCode;
         }
         Console.WriteLine($"test accuracy {result.Test.Accuracy:P2}  test loss {result.Test.Loss:F4}  "
                           + $"{result.SamplesPerSecond:N0} samples/s over {result.TrainSeconds:F2} s");
