@@ -13,6 +13,7 @@ public static class Program
 
         commands:
           train     train in one process (the main job)
+          node      run one cluster node (docker-compose, Kubernetes, simulate)
           eval      evaluate a saved model: distbp eval --model FILE [--data PATH]
 
         distbp <command> --help lists a command's options.
@@ -38,6 +39,7 @@ public static class Program
             {
                 "train" => TrainCommand.Run(rest, cancel.Token),
                 "eval" => EvalCommand.Run(rest),
+                "node" => NodeCommand.Run(rest, cancel.Token),
                 _ => throw new DistbpInputException($"unknown command '{args[0]}'; use train or eval (distbp --help)."),
             };
         }

@@ -31,6 +31,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly string[] _workerIds;
     private readonly Dictionary<Address, IActorRef> _caches = [];
     private readonly HashSet<Address> _members = [];
+    private readonly SortedDictionary<string, string> _placement = new(StringComparer.Ordinal);
 
     private TrainingSetup? _setup;
     private TrainingState? _state;
@@ -52,7 +53,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _transport = TensorTransport.For(Context.System);
         _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System));
         _runId = context.ConfigHash;
-        _workerIds = Enumerable.Range(0, context.Options.Workers).Select(i => $"worker-{i}").ToArray();
+        _workerIds = Enumerable.Range(0, context.Options.Workers).Select(Hosting.WorkerMessageExtractor.WorkerId).ToArray();
         Become(WaitingForMembers);
     }
 
@@ -60,9 +61,17 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     private sealed record Deadline(long Step, string Phase);
 
-    protected override void PreStart() =>
+    protected override void PreStart()
+    {
+        if (_context.Finished.Task.IsCompleted)
+        {
+            // A singleton that moves here while the cluster is shutting down after the job must not start it again.
+            Become(() => ReceiveAny(_ => { }));
+            return;
+        }
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved));
+    }
 
     protected override void PostStop() => _cluster.Unsubscribe(Self);
 
@@ -141,13 +150,61 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             if (_caches.Count >= _context.Outputs.MinNodes)
             {
-                StartStatistics();
+                _workers.Tell(Akka.Cluster.Sharding.GetCurrentRegions.Instance, Self);
             }
         };
+        // Start only when every node's shard region is known, so the workers spread over all the nodes.
+        Receive<Akka.Cluster.Sharding.CurrentRegions>(regions =>
+        {
+            if (regions.Regions.Count >= _context.Outputs.MinNodes)
+            {
+                StartWorkers();
+            }
+            else
+            {
+                Timers.StartSingleTimer("regions", Akka.Cluster.Sharding.GetCurrentRegions.Instance, TimeSpan.FromMilliseconds(200));
+            }
+        });
+        Receive<Akka.Cluster.Sharding.GetCurrentRegions>(ask => _workers.Tell(ask, Self));
         ReceiveAny(message => _log.Debug("coordinator waiting for members ignores {0}", message.GetType().Name));
     }
 
-    // ---- phase 2: distributed feature statistics, merged in chunk order ----
+    // ---- phase 2: start the worker entities one at a time ----
+
+    /// <summary>
+    /// Shard allocations made concurrently all see the same (empty) allocation table and land on one node; started one
+    /// after the other, the least-shards strategy spreads the workers over the nodes.
+    /// </summary>
+    private void StartWorkers()
+    {
+        _onMembersChanged = null;
+        var next = 0;
+        _workers.Tell(new StartWorker(_workerIds[next], _runId), Self);
+        Timers.StartSingleTimer("deadline", new Deadline(0, "starting the workers"), StepDeadline);
+        Become(() =>
+        {
+            Common();
+            Receive<WorkerStarted>(started =>
+            {
+                if (started.RunId != _runId || started.WorkerId != _workerIds[next])
+                {
+                    return;
+                }
+                _placement[started.WorkerId] = started.NodeAddress;
+                if (++next < _workerIds.Length)
+                {
+                    _workers.Tell(new StartWorker(_workerIds[next], _runId), Self);
+                }
+                else
+                {
+                    StartStatistics();
+                }
+            });
+            ReceiveAny(_ => { });
+        });
+    }
+
+    // ---- phase 3: distributed feature statistics, merged in chunk order ----
 
     private void StartStatistics()
     {
@@ -162,7 +219,6 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             _workers.Tell(new ComputeStatistics(worker, _runId, first, count, chunkRows), Self);
         }
         Timers.StartSingleTimer("deadline", new Deadline(0, "feature statistics"), StepDeadline);
-        _onMembersChanged = null;
         Become(() =>
         {
             Common();
@@ -192,7 +248,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         });
     }
 
-    // ---- phase 3: steps ----
+    // ---- phase 4: steps ----
 
     private void StartStep()
     {
@@ -289,7 +345,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         }
     }
 
-    // ---- phase 4: distributed evaluation of the held-out split ----
+    // ---- phase 5: distributed evaluation of the held-out split ----
 
     private void StartEvaluation(int epoch, double trainLoss)
     {
@@ -344,6 +400,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var extra = new JsonObject
         {
             ["bytes_per_step"] = _bytesSent / (double)steps,
+            ["placement"] = new JsonObject(_placement.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),
             ["step_seconds"] = new JsonObject
             {
                 ["total"] = _trainSeconds / steps,
@@ -428,7 +485,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _transport.Send(cache, weights, Self);
     }
 
-    private bool IsLocal(IActorRef actor) => actor.Path.Address.HasLocalScope || actor.Path.Address == _cluster.SelfAddress;
+    private static bool IsLocal(IActorRef actor) => TensorTransport.IsLocal(actor);
 
     private void Broadcast(JobFinished message)
     {

@@ -116,6 +116,29 @@ public sealed class ClusterNode : IAsyncDisposable
             });
     }
 
+    /// <summary>True once this node is an Up member; false when that did not happen within the timeout.</summary>
+    public async Task<bool> WaitUntilUpAsync(TimeSpan timeout, CancellationToken cancel = default)
+    {
+        var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Akka.Cluster.Cluster.Get(System).RegisterOnMemberUp(() => up.TrySetResult());
+        var finished = await Task.WhenAny(up.Task, Task.Delay(timeout, cancel));
+        return finished == up.Task;
+    }
+
+    /// <summary>
+    /// The node that hosted the coordinator leaves last, so the singleton does not move to a node that is still
+    /// shutting down and start the job again.
+    /// </summary>
+    public async Task WaitForOthersToLeaveAsync(TimeSpan timeout)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(System);
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline && cluster.State.Members.Count(m => m.Address != cluster.SelfAddress) > 0)
+        {
+            await Task.Delay(50);
+        }
+    }
+
     /// <summary>Leaves the cluster gracefully (CoordinatedShutdown) and stops the host.</summary>
     public async ValueTask DisposeAsync()
     {

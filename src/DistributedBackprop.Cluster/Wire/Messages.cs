@@ -45,7 +45,20 @@ public sealed record EvaluateChunks(
     [property: Key(3)] int FirstChunk,
     [property: Key(4)] int ChunkCount) : IWorkerMessage;
 
+/// <summary>Start the entity (if it is not running) and say where it lives.</summary>
+[MessagePackObject]
+public sealed record StartWorker(
+    [property: Key(0)] string WorkerId,
+    [property: Key(1)] string RunId) : IWorkerMessage;
+
 // ---- worker → coordinator ----
+
+/// <summary>The entity runs, on the node at NodeAddress.</summary>
+[MessagePackObject]
+public sealed record WorkerStarted(
+    [property: Key(0)] string RunId,
+    [property: Key(1)] string WorkerId,
+    [property: Key(2)] string NodeAddress) : IWireMessage;
 
 /// <summary>The sum over one aligned subtree (Level, Index) of the canonical tree for a step.</summary>
 [MessagePackObject]

@@ -33,6 +33,8 @@ public sealed class WireSerializer : SerializerWithStringManifest
         (typeof(NodeVerdict), "nv"),
         (typeof(JobFinished), "jf"),
         (typeof(TensorChunk), "tc"),
+        (typeof(StartWorker), "sw"),
+        (typeof(WorkerStarted), "ws"),
     ];
 
     private static readonly FrozenDictionary<Type, string> CodeByType = Table.ToFrozenDictionary(e => e.Type, e => e.Code);

@@ -41,6 +41,8 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash
 
     private void Idle()
     {
+        Receive<StartWorker>(start => Sender.Tell(new WorkerStarted(start.RunId, _workerId,
+            Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString())));
         Receive<ComputeSlices>(job => WithWeights(job.RunId, job.Version, Sender, weights => ComputeSlices(job, weights)));
         Receive<EvaluateChunks>(job => WithWeights(job.RunId, job.Version, Sender, weights => Evaluate(job, weights)));
         Receive<ComputeStatistics>(job => Start(Sender, job.RunId, -1, () => Statistics(job)));

@@ -1,0 +1,149 @@
+using DistributedBackprop.Cluster;
+using DistributedBackprop.Cluster.Hosting;
+using DistributedBackprop.Core;
+using DistributedBackprop.Core.Data;
+using DistributedBackprop.Core.Training;
+using DistributedBackprop.Node.Cli;
+
+namespace DistributedBackprop.Node.Commands;
+
+/// <summary>
+/// <c>distbp node</c>: one cluster node (what a compose service or a Kubernetes pod runs). Every node gets the same
+/// training options; the coordinator starts the job once <c>--min-nodes</c> members are up, writes <c>--out</c> and
+/// <c>--summary-json</c> on the node that hosts it, and then the whole cluster leaves and exits 0.
+/// Every option may also come from the environment as DISTBP_NAME (e.g. DISTBP_SEEDS, DISTBP_LR); flags win.
+/// </summary>
+public static class NodeCommand
+{
+    public static readonly HashSet<string> NodeValued =
+        ["seeds", "hostname", "port", "public-hostname", "roles", "min-nodes", "join-timeout"];
+
+    public const string Help = """
+        usage: distbp node [--seeds akka.tcp://distbp@HOST:PORT,...] [--hostname H] [--port P] [--roles worker]
+                           [--min-nodes N] [--join-timeout SECONDS] [training options]
+
+          --seeds LIST          seed node addresses; none: this node founds the cluster
+          --hostname H          address to bind and advertise (default 127.0.0.1)
+          --public-hostname H   address to advertise when it differs from the bound one
+          --port P              remoting port (default 0: any free port)
+          --roles LIST          cluster roles (default worker)
+          --min-nodes N         members to wait for before training starts (default 1)
+          --join-timeout S      give up (exit 2) when the cluster cannot be joined in S seconds (default 30)
+        Every option can be given as an environment variable DISTBP_NAME (DISTBP_SEEDS, DISTBP_MIN_NODES, DISTBP_LR ...).
+
+        """ + TrainingOptionsBinder.Help;
+
+    public static int Run(IReadOnlyList<string> argv, CancellationToken cancel)
+    {
+        var valued = TrainingOptionsBinder.Valued.Concat(NodeValued).ToHashSet();
+        var args = ParsedArguments.Parse("node", WithEnvironment(argv, valued, TrainingOptionsBinder.Switches), valued,
+            TrainingOptionsBinder.Switches);
+        if (args.Flag("help"))
+        {
+            Console.WriteLine(Help);
+            return 0;
+        }
+        var minNodes = args.Int("min-nodes", 1);
+        if (minNodes < 1)
+        {
+            throw new DistbpInputException($"--min-nodes: {minNodes} must be at least 1.");
+        }
+        var options = TrainingOptionsBinder.Bind(args) with { Workers = args.Int("workers", minNodes) };
+        options.Validate();
+        var port = args.Int("port", 0);
+        if (port is < 0 or > 65535)
+        {
+            throw new DistbpInputException($"--port: {port} is not a TCP port (0 picks a free one).");
+        }
+        var joinTimeout = TimeSpan.FromSeconds(args.Int("join-timeout", 30));
+        var outPath = args.String("out");
+        var summaryPath = args.String("summary-json");
+        AtomicFile.CheckWritable(outPath, "out");
+        AtomicFile.CheckWritable(summaryPath, "summary-json");
+        var seeds = Split(args.String("seeds"));
+        foreach (var seed in seeds)
+        {
+            if (!Uri.TryCreate(seed, UriKind.Absolute, out var uri) || uri.Scheme != "akka.tcp" || uri.Port <= 0)
+            {
+                throw new DistbpInputException($"--seeds: '{seed}' is not a seed address like akka.tcp://distbp@10.0.0.5:4053.");
+            }
+        }
+
+        var raw = DataSource.Load(options.DataPath);
+        TrainingSetup.CheckAgainstData(TrainingSetup.SpecOf(options), raw.Train, options.Layers);
+        _ = new SlicePlan(options.Seed, raw.Train.Count, options.Batch, options.Slices);
+        var context = new NodeContext(options, raw, new JobOutputs(outPath, summaryPath, minNodes, minNodes),
+            localWorkers: 1, new ProgressDisplay(options.Epochs, Console.Out, Console.Error, interactive: false));
+        var settings = new ClusterNodeSettings
+        {
+            Hostname = args.String("hostname") ?? "127.0.0.1",
+            PublicHostname = args.String("public-hostname"),
+            Port = port,
+            Seeds = seeds,
+            Roles = Split(args.String("roles")) is { Count: > 0 } roles ? roles : ["worker"],
+        };
+        return RunNode(settings, context, joinTimeout, cancel).GetAwaiter().GetResult();
+    }
+
+    private static async Task<int> RunNode(ClusterNodeSettings settings, NodeContext context, TimeSpan joinTimeout,
+        CancellationToken cancel)
+    {
+        await using var node = await ClusterNode.StartAsync(settings, context, cancel);
+        Console.WriteLine($"node {node.Address} started (config {context.ConfigHash})");
+        if (!await node.WaitUntilUpAsync(joinTimeout, cancel))
+        {
+            throw new DistbpInputException(
+                $"--seeds: could not join the cluster through {string.Join(", ", settings.Seeds)} within {joinTimeout.TotalSeconds:F0} s; check that a seed is running and reachable.");
+        }
+        using var registration = cancel.Register(() => context.Finished.TrySetCanceled(cancel));
+        var outcome = await node.Finished;
+        if (outcome.Result is { } result)
+        {
+            Console.WriteLine($"test accuracy {result.Test.Accuracy:P2}  test loss {result.Test.Loss:F4}  "
+                              + $"{result.SamplesPerSecond:N0} samples/s over {result.TrainSeconds:F2} s");
+            Console.WriteLine($"weights_sha256 {result.WeightsSha256}");
+            await node.WaitForOthersToLeaveAsync(TimeSpan.FromSeconds(10));
+        }
+        else if (outcome.ExitCode == 2)
+        {
+            throw new DistbpInputException(outcome.Message);
+        }
+        else if (outcome.ExitCode != 0)
+        {
+            Console.Error.WriteLine($"distbp: training failed: {outcome.Message}");
+        }
+        return outcome.ExitCode;
+    }
+
+    private static List<string> Split(string? list) =>
+        (list ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+
+    /// <summary>Prepends DISTBP_NAME environment values as --name flags; flags given on the command line win.</summary>
+    public static IReadOnlyList<string> WithEnvironment(IReadOnlyList<string> argv, IEnumerable<string> valued,
+        IEnumerable<string> switches)
+    {
+        var given = argv.Where(a => a.StartsWith("--", StringComparison.Ordinal))
+            .Select(a => a[2..].Split('=')[0]).ToHashSet();
+        var result = new List<string>();
+        foreach (var name in valued)
+        {
+            var value = Environment.GetEnvironmentVariable(EnvironmentName(name));
+            if (!string.IsNullOrEmpty(value) && !given.Contains(name))
+            {
+                result.Add($"--{name}={value}");
+            }
+        }
+        foreach (var name in switches.Where(s => s != "help"))
+        {
+            var value = Environment.GetEnvironmentVariable(EnvironmentName(name));
+            if (value is "1" or "true" or "True" && !given.Contains(name))
+            {
+                result.Add($"--{name}");
+            }
+        }
+        result.AddRange(argv);
+        return result;
+    }
+
+    public static string EnvironmentName(string option) => "DISTBP_" + option.Replace('-', '_').ToUpperInvariant();
+}
