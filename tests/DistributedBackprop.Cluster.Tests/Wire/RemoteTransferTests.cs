@@ -1,4 +1,9 @@
 using Akka.Actor;
+using Akka.Event;
+using Akka.Hosting;
+using Akka.Remote.Hosting;
+using Akka.Serialization;
+using Microsoft.Extensions.DependencyInjection;
 using Akka.TestKit.Xunit2;
 using DistributedBackprop.Cluster.Wire;
 using Xunit;
@@ -111,6 +116,62 @@ public sealed class RemoteTransferTests : TestKit
         {
             var back = ExpectMsg<IWireMessage>(Patience);
             WireSamples.AssertBitEqual(message, back);
+        }
+    }
+
+    /// <summary>A message a hostile or broken peer sends under the wire serializer's identifier with bad bytes.</summary>
+    private sealed record Forged(string Manifest, byte[] Bytes);
+
+    private sealed class ForgingSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+    {
+        public override int Identifier => WireSerialization.Identifier;
+
+        public override string Manifest(object o) => ((Forged)o).Manifest;
+
+        public override byte[] ToBinary(object obj) => ((Forged)obj).Bytes;
+
+        public override object FromBinary(byte[] bytes, string manifest) => throw new NotSupportedException();
+    }
+
+    [Fact]
+    public async Task Malformed_payloads_from_a_peer_are_logged_and_dropped_and_remoting_keeps_working()
+    {
+        var echo = RemoteEcho();
+        var client = LocalEndpoint();
+        var logs = CreateTestProbe(_b);
+        _b.EventStream.Subscribe(logs.Ref, typeof(LogEvent));
+
+        var services = new ServiceCollection();
+        services.AddAkka("wire-forger", builder => builder
+            .WithRemoting("127.0.0.1", 0).WithWireRemotingSettings()
+            .WithCustomSerializer("forger", [typeof(Forged)], system => new ForgingSerializer(system)));
+        var forger = services.BuildServiceProvider().GetRequiredService<ActorSystem>();
+        try
+        {
+            var echoFromForger = await forger.ActorSelection(echo.Path).ResolveOne(Patience);
+            echoFromForger.Tell(new Forged("zz", [0x90]));                       // unknown manifest
+            echoFromForger.Tell(new Forged("sr", [0x98, 0xA1, (byte)'r', 0x01])); // truncated SliceResult
+            echoFromForger.Tell(new Forged("pw", [0x92, 0xC1, 0xC1]));             // never-used MessagePack code
+
+            var failures = 0;
+            logs.FishForMessage<LogEvent>(e =>
+            {
+                var text = e.ToString();
+                if (text.Contains("Unknown wire manifest") || text.Contains("Malformed"))
+                {
+                    failures++;
+                }
+                return failures == 3;
+            }, Patience);
+
+            // the echo never saw the forged messages, and both associations still work
+            var valid = new PullWeights("run", 77);
+            client.Tell(new SendVia(echo, valid));
+            Assert.Equal(valid, ExpectMsg<PullWeights>(Patience));
+        }
+        finally
+        {
+            await forger.Terminate();
         }
     }
 }
