@@ -41,6 +41,14 @@ public sealed class WireSerializer : SerializerWithStringManifest
     private static readonly FrozenDictionary<string, Type> TypeByCode =
         Table.ToFrozenDictionary(e => e.Code, e => e.Type, StringComparer.Ordinal);
 
+    // Reference-typed fields of each message: none may be nil (a payload of a shorter message would otherwise decode
+    // with nulls in the missing fields, because MessagePack fills absent keys with defaults).
+    private static readonly FrozenDictionary<Type, System.Reflection.PropertyInfo[]> RequiredFields = Table.ToFrozenDictionary(
+        e => e.Type,
+        e => e.Type.GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
+            .Where(p => !p.PropertyType.IsValueType && p.GetIndexParameters().Length == 0 && p.Name != "EqualityContract")
+            .ToArray());
+
     /// <summary>Standard resolver (attributes + our raw tensor formatters) with hostile-payload protections on.</summary>
     public static readonly MessagePackSerializerOptions Options =
         MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
@@ -119,8 +127,18 @@ public sealed class WireSerializer : SerializerWithStringManifest
             throw new SerializationException(
                 $"Malformed '{manifest}' ({type.Name}) payload: {bytes.Length - consumed} trailing bytes after the message.");
         }
-        return result as IWireMessage
-            ?? throw new SerializationException($"A '{manifest}' ({type.Name}) payload decoded to nil.");
+        if (result is not IWireMessage message)
+        {
+            throw new SerializationException($"A '{manifest}' ({type.Name}) payload decoded to nil.");
+        }
+        foreach (var field in RequiredFields[type])
+        {
+            if (field.GetValue(message) is null)
+            {
+                throw new SerializationException($"Malformed '{manifest}' ({type.Name}) payload: {field.Name} is missing or nil.");
+            }
+        }
+        return message;
     }
 
     private static string Truncate(string s) => s.Length <= 64 ? s : s[..64] + "…";
