@@ -27,6 +27,10 @@ public static class TrainCommand
         var summaryPath = args.String("summary-json");
         AtomicFile.CheckWritable(outPath, "out");
         AtomicFile.CheckWritable(summaryPath, "summary-json");
+        if (options.CheckpointDir is { } checkpointDir && File.Exists(checkpointDir))
+        {
+            throw new DistbpInputException($"--checkpoint-dir: '{checkpointDir}' is a file; give a folder.");
+        }
 
         var setup = TrainingSetup.Create(options);
         Console.WriteLine($"training {setup.Network.Spec.WidthsText} ({setup.Network.ParameterCount:N0} parameters) on "
