@@ -32,7 +32,11 @@ public static class Program
             if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
             {
                 Console.WriteLine(Usage);
-                return args.Length == 0 ? 2 : 0;
+                if (args.Length == 0)
+                {
+                    throw new DistbpInputException("no command given; use train or eval (distbp --help).");
+                }
+                return 0;
             }
             var rest = args.Skip(1).ToArray();
             return args[0] switch
@@ -45,7 +49,8 @@ public static class Program
         }
         catch (DistbpInputException e)
         {
-            Console.Error.WriteLine($"distbp: {e.Message}");
+            // One line whatever the message holds (a value with a line break in it, say).
+            Console.Error.WriteLine($"distbp: {e.Message.ReplaceLineEndings(" ")}");
             return 2;
         }
         catch (OperationCanceledException)

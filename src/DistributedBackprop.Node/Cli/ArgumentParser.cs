@@ -83,6 +83,10 @@ public sealed class ParsedArguments
                 {
                     throw new DistbpInputException($"--{name}: is a switch and takes no value.");
                 }
+                if (values.ContainsKey(name))
+                {
+                    throw new DistbpInputException($"--{name}: given twice.");
+                }
                 values[name] = null;
                 continue;
             }
@@ -97,6 +101,10 @@ public sealed class ParsedArguments
                     throw new DistbpInputException($"--{name}: needs a value.");
                 }
                 inline = args[++i];
+            }
+            if (string.IsNullOrWhiteSpace(inline))
+            {
+                throw new DistbpInputException($"--{name}: needs a value, not an empty one.");
             }
             if (values.ContainsKey(name))
             {

@@ -20,6 +20,11 @@ public static class EvalCommand
             return 0;
         }
         var modelPath = args.String("model") ?? throw new DistbpInputException("eval: --model FILE is required.");
+        var threads = args.Int("threads", Environment.ProcessorCount);
+        if (threads <= 0)
+        {
+            throw new DistbpInputException($"--threads: {threads} must be a positive number.");
+        }
         var snapshot = ModelFile.Read(modelPath);
         var data = DataSource.Load(args.String("data"));
         var network = new Network(snapshot.Header.Spec);
@@ -29,7 +34,7 @@ public static class EvalCommand
                 $"--data: its {data.Test.FeatureCount} features and {data.Test.ClassCount} classes do not fit the model's {network.Spec.WidthsText} layers.");
         }
         var test = snapshot.Normaliser.Apply(data.Test);
-        var evaluation = Evaluator.Evaluate(network, snapshot.Weights, test, args.Int("threads", Environment.ProcessorCount));
+        var evaluation = Evaluator.Evaluate(network, snapshot.Weights, test, threads);
         Console.WriteLine($"model {modelPath}: {network.Spec.WidthsText} {network.Spec.Activation}, step {snapshot.Header.Step}");
         Console.WriteLine($"test accuracy {evaluation.Accuracy:P2}  test loss {evaluation.Loss:F4}  on {evaluation.Count:N0} samples");
         Console.WriteLine($"weights_sha256 {snapshot.Weights.Sha256()}");

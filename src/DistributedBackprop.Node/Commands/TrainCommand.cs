@@ -31,6 +31,10 @@ public static class TrainCommand
         var summaryPath = args.String("summary-json");
         AtomicFile.CheckWritable(outPath, "out");
         AtomicFile.CheckWritable(summaryPath, "summary-json");
+        if (options.CheckpointDir is { } checkpointDir && File.Exists(checkpointDir))
+        {
+            throw new DistbpInputException($"--checkpoint-dir: '{checkpointDir}' is a file; give a folder.");
+        }
 
         var raw = DataSource.Load(options.DataPath);
         TrainingSetup.CheckAgainstData(TrainingSetup.SpecOf(options), raw.Train, options.Layers);
