@@ -1,5 +1,6 @@
 using DistributedBackprop.Cluster;
 using DistributedBackprop.Cluster.Hosting;
+using DistributedBackprop.Core;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Training;
 using DistributedBackprop.Node.Cli;
@@ -38,7 +39,7 @@ public static class TrainCommand
 
         var raw = DataSource.Load(options.DataPath);
         TrainingSetup.CheckAgainstData(TrainingSetup.SpecOf(options), raw.Train, options.Layers);
-        new SlicePlan(options.Seed, raw.Train.Count, options.Batch, options.Slices);
+        _ = new SlicePlan(options.Seed, raw.Train.Count, options.Batch, options.Slices);
         Console.WriteLine($"training {options.Layers} on {raw.Train.Count:N0} samples, testing on {raw.Test.Count:N0}; "
                           + $"batch {options.Batch} in {options.Slices} slices, {options.Epochs} epochs, "
                           + $"{options.Workers} workers in one process");

@@ -24,7 +24,7 @@ public sealed partial class TrainAndEvalTests(TrainedModel trained) : IClassFixt
         Assert.Equal(40, trained["steps"].GetInt32());
         Assert.Equal(1, trained["epochs"].GetInt32());
         Assert.Equal(200, trained["global_batch"].GetInt32());
-        Assert.Equal(1, trained["workers"].GetInt32());
+        Assert.Equal(Environment.ProcessorCount, trained["workers"].GetInt32()); // the default: one worker per core
         Assert.True(trained["samples_per_second"].GetDouble() > 0);
         Assert.InRange(trained["test_accuracy"].GetDouble(), 0.5, 1.0);
         Assert.Equal(System.Text.Json.JsonValueKind.Object, trained["health"].ValueKind);
@@ -79,6 +79,16 @@ public sealed partial class TrainAndEvalTests(TrainedModel trained) : IClassFixt
         string[] oneThread = [.. TrainedModel.Args[..^1], "1"];
         Assert.Equal("--threads", oneThread[^2]);
         var run = Distbp.RunIn(temp.Path, oneThread);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(trained.Run.WeightsSha256, run.WeightsSha256);
+    }
+
+    [Fact]
+    public void The_worker_count_never_changes_the_weights()
+    {
+        using var temp = new TempFolder();
+        string[] threeWorkers = [.. TrainedModel.Args, "--workers", "3"];
+        var run = Distbp.RunIn(temp.Path, threeWorkers);
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Equal(trained.Run.WeightsSha256, run.WeightsSha256);
     }
