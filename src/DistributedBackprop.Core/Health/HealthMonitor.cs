@@ -112,7 +112,8 @@ public sealed class HealthMonitor
         for (var r = 0; r < _reluLayers.Length; r++)
         {
             var tally = _epochActivity[r];
-            DeadUnitFractions[r] = tally.Count(c => c == 0) / (double)tally.Length;
+            // Only applied steps record activity: an epoch whose every step was skipped is no evidence of dead units.
+            DeadUnitFractions[r] = _epochSteps > 0 ? tally.Count(c => c == 0) / (double)tally.Length : 0;
             if (DeadUnitFractions[r] >= DeadFraction)
             {
                 DeadUnitWarnings++;

@@ -16,7 +16,8 @@ public static class DeterministicMath
         {
             return x;
         }
-        if (x > 88.7228f)
+        // 88.72283f is the largest float whose exp rounds to a finite float (ln(float.MaxValue) = 88.7228390…).
+        if (x > 88.72283f)
         {
             return float.PositiveInfinity;
         }

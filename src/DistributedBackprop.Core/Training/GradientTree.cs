@@ -13,6 +13,9 @@ public readonly record struct TreeNode(int Level, int Index)
     public TreeNode Parent => new(Level + 1, Index >> 1);
     public TreeNode Sibling => new(Level, Index ^ 1);
     public bool IsLeft => (Index & 1) == 0;
+
+    // The generated record ToString would print Parent, whose Parent … recurses until the stack overflows.
+    public override string ToString() => $"TreeNode {{ Level = {Level}, Index = {Index} }}";
 }
 
 public static class GradientTree
