@@ -194,6 +194,12 @@ public static class Gemm
         var tile = stackalloc float[Mr * 32];
         fixed (float* pA = a, pB = b, pC = c, pa = packA, pb = packB)
         {
+            if (cols <= 16)
+            {
+                // One column panel: each A row is used once, so read full row blocks of A in place.
+                NarrowV512(pA, pB, pC, pa, pb, tile, rows, inner, cols);
+                return;
+            }
             PackA(pA, pa, rows, inner);
             for (var j0 = 0; j0 < cols; j0 += 32)
             {
@@ -234,6 +240,71 @@ public static class Gemm
                 }
             }
         }
+    }
+
+    /// <summary>cols ≤ 16: full 8-row blocks read A in place; only a row tail block is packed.</summary>
+    private static unsafe void NarrowV512(float* a, float* b, float* c, float* pa, float* pb, float* tile, int rows, int inner, int cols)
+    {
+        float* bPanel = b;
+        nint ldb = cols;
+        if (cols != 16)
+        {
+            bPanel = pb;
+            ldb = 16;
+            PackBTail(b, pb, inner, cols, 0, cols, 16);
+        }
+        var r0 = 0;
+        for (; r0 + Mr <= rows; r0 += Mr)
+        {
+            var cTile = c + (nint)r0 * cols;
+            if (cols == 16)
+            {
+                Kernel512x8x16Direct(a + (nint)r0 * inner, inner, bPanel, ldb, inner, cTile, cols);
+            }
+            else
+            {
+                Kernel512x8x16Direct(a + (nint)r0 * inner, inner, bPanel, ldb, inner, tile, 16);
+                CopyTile(tile, 16, cTile, cols, Mr, cols);
+            }
+        }
+        if (r0 < rows)
+        {
+            PackA(a + (nint)r0 * inner, pa, rows - r0, inner);
+            Kernel512x8x16(pa, bPanel, ldb, inner, tile, 16);
+            CopyTile(tile, 16, c + (nint)r0 * cols, cols, rows - r0, cols);
+        }
+    }
+
+    /// <summary>8×16 tile reading 8 rows of A in place (row stride lda) instead of a packed panel.</summary>
+    private static unsafe void Kernel512x8x16Direct(float* a, nint lda, float* pb, nint ldb, int inner, float* c, nint ldc)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
+        Vector512<float> c4 = default, c5 = default, c6 = default, c7 = default;
+        var a4 = a + 4 * lda;
+        var lda3 = 3 * lda;
+        for (var p = 0; p < inner; p++)
+        {
+            var b0 = Vector512.Load(pb);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a[0]), b0, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a[lda]), b0, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a[2 * lda]), b0, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a[lda3]), b0, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(a4[0]), b0, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(a4[lda]), b0, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(a4[2 * lda]), b0, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(a4[lda3]), b0, c7);
+            a++;
+            a4++;
+            pb += ldb;
+        }
+        c0.Store(c); c += ldc;
+        c1.Store(c); c += ldc;
+        c2.Store(c); c += ldc;
+        c3.Store(c); c += ldc;
+        c4.Store(c); c += ldc;
+        c5.Store(c); c += ldc;
+        c6.Store(c); c += ldc;
+        c7.Store(c);
     }
 
     /// <summary>8×32 tile: 16 Vector512 accumulators held across the whole inner loop.</summary>
