@@ -15,13 +15,13 @@ namespace DistributedBackprop.Core.Kernels;
 /// (transpose W first, once per weights version).
 /// </summary>
 /// <remarks>
-/// Implementation: A is packed into panels of <see cref="Mr"/> rows interleaved by the inner index
-/// (<c>panel[p*Mr + r] = A[r0 + r, p]</c>, zero rows past the end). A register-blocked micro-kernel keeps an
-/// Mr×Nr tile of accumulators in registers for the whole inner loop: each step broadcasts A[i,p] and does one
-/// FMA per accumulator with a row vector of B, so each accumulator lane is exactly the contract's chain.
-/// Full-width column panels read B in place; a narrower tail panel is copied, zero padded, into a per-thread
-/// buffer. Tiles that do not fit C (row or column tails) go through a stack tile and only their valid part is
-/// copied out. Padding lanes never feed a valid lane, so tails keep the same chain.
+/// Implementation: a register-blocked micro-kernel keeps an Mr×Nr tile of C in registers for the whole inner loop
+/// (Vector512: 8×32 with 16 accumulators, 8×16 for narrow column tails; Vector256: 4×16 with 8 accumulators).
+/// Each step broadcasts A[i,p] and does one FMA per accumulator with a row vector of B, so every accumulator lane
+/// is exactly the contract's chain. Full row blocks read A in place (one stream per row); a row tail block is
+/// packed into a zero-padded panel. Full-width column panels read B in place; a narrower tail panel is copied,
+/// zero padded, into a per-thread buffer. Tiles that do not fit C go through a stack tile and only their valid
+/// part is copied out. Padding lanes never feed a valid lane, so tails keep the same chain.
 /// </remarks>
 public static class Gemm
 {
@@ -188,19 +188,17 @@ public static class Gemm
 
     private static unsafe void MultiplyV512(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int rows, int inner, int cols)
     {
-        var rowsPadded = (rows + Mr - 1) / Mr * Mr;
-        var packA = Buffer(ref t_packA, rowsPadded * inner);
+        var fullRows = rows / Mr * Mr;
+        var packA = Buffer(ref t_packA, Mr * inner);
         var packB = Buffer(ref t_packB, inner * 32);
         var tile = stackalloc float[Mr * 32];
         fixed (float* pA = a, pB = b, pC = c, pa = packA, pb = packB)
         {
-            if (cols <= 16)
+            // Full 8-row blocks read A in place (8 row streams); only a row tail block is packed, zero padded.
+            if (fullRows < rows)
             {
-                // One column panel: each A row is used once, so read full row blocks of A in place.
-                NarrowV512(pA, pB, pC, pa, pb, tile, rows, inner, cols);
-                return;
+                PackA(pA + (nint)fullRows * inner, pa, rows - fullRows, inner);
             }
-            PackA(pA, pa, rows, inner);
             for (var j0 = 0; j0 < cols; j0 += 32)
             {
                 var width = Math.Min(32, cols - j0);
@@ -217,62 +215,92 @@ public static class Gemm
                     ldb = width > 16 ? 32 : 16;
                     PackBTail(pB, pb, inner, cols, j0, width, (int)ldb);
                 }
-                for (var r0 = 0; r0 < rows; r0 += Mr)
+                var exact = width == 32 || width == 16;
+                for (var r0 = 0; r0 < fullRows; r0 += Mr)
                 {
-                    var mr = Math.Min(Mr, rows - r0);
-                    var aPanel = pa + (nint)r0 * inner;
+                    var aRows = pA + (nint)r0 * inner;
                     var cTile = pC + (nint)r0 * cols + j0;
-                    var full = mr == Mr && (width == 32 || width == 16);
-                    var dst = full ? cTile : tile;
-                    var ldc = full ? cols : 32;
+                    var dst = exact ? cTile : tile;
+                    var ldc = exact ? cols : 32;
                     if (width > 16)
                     {
-                        Kernel512x8x32(aPanel, bPanel, ldb, inner, dst, ldc);
+                        Kernel512x8x32Direct(aRows, inner, bPanel, ldb, inner, dst, ldc);
                     }
                     else
                     {
-                        Kernel512x8x16(aPanel, bPanel, ldb, inner, dst, ldc);
+                        Kernel512x8x16Direct(aRows, inner, bPanel, ldb, inner, dst, ldc);
                     }
-                    if (!full)
+                    if (!exact)
                     {
-                        CopyTile(tile, 32, cTile, cols, mr, width);
+                        CopyTile(tile, 32, cTile, cols, Mr, width);
                     }
+                }
+                if (fullRows < rows)
+                {
+                    if (width > 16)
+                    {
+                        Kernel512x8x32(pa, bPanel, ldb, inner, tile, 32);
+                    }
+                    else
+                    {
+                        Kernel512x8x16(pa, bPanel, ldb, inner, tile, 32);
+                    }
+                    CopyTile(tile, 32, pC + (nint)fullRows * cols + j0, cols, rows - fullRows, width);
                 }
             }
         }
     }
 
-    /// <summary>cols ≤ 16: full 8-row blocks read A in place; only a row tail block is packed.</summary>
-    private static unsafe void NarrowV512(float* a, float* b, float* c, float* pa, float* pb, float* tile, int rows, int inner, int cols)
+    /// <summary>8×32 tile reading 8 rows of A in place (row stride lda): 16 Vector512 accumulators.</summary>
+    private static unsafe void Kernel512x8x32Direct(float* a, nint lda, float* pb, nint ldb, int inner, float* c, nint ldc)
     {
-        float* bPanel = b;
-        nint ldb = cols;
-        if (cols != 16)
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
+        Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
+        var a4 = a + 4 * lda;
+        var lda2 = 2 * lda;
+        var lda3 = 3 * lda;
+        for (var p = 0; p < inner; p++)
         {
-            bPanel = pb;
-            ldb = 16;
-            PackBTail(b, pb, inner, cols, 0, cols, 16);
+            var b0 = Vector512.Load(pb);
+            var b1 = Vector512.Load(pb + 16);
+            var av = Vector512.Create(a[0]);
+            c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a[lda]);
+            c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a[lda2]);
+            c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a[lda3]);
+            c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a4[0]);
+            c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a4[lda]);
+            c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+            av = Vector512.Create(a4[lda2]);
+            c60 = Vector512.FusedMultiplyAdd(av, b0, c60);
+            c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
+            av = Vector512.Create(a4[lda3]);
+            c70 = Vector512.FusedMultiplyAdd(av, b0, c70);
+            c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
+            a++;
+            a4++;
+            pb += ldb;
         }
-        var r0 = 0;
-        for (; r0 + Mr <= rows; r0 += Mr)
-        {
-            var cTile = c + (nint)r0 * cols;
-            if (cols == 16)
-            {
-                Kernel512x8x16Direct(a + (nint)r0 * inner, inner, bPanel, ldb, inner, cTile, cols);
-            }
-            else
-            {
-                Kernel512x8x16Direct(a + (nint)r0 * inner, inner, bPanel, ldb, inner, tile, 16);
-                CopyTile(tile, 16, cTile, cols, Mr, cols);
-            }
-        }
-        if (r0 < rows)
-        {
-            PackA(a + (nint)r0 * inner, pa, rows - r0, inner);
-            Kernel512x8x16(pa, bPanel, ldb, inner, tile, 16);
-            CopyTile(tile, 16, c + (nint)r0 * cols, cols, rows - r0, cols);
-        }
+        c00.Store(c); c01.Store(c + 16); c += ldc;
+        c10.Store(c); c11.Store(c + 16); c += ldc;
+        c20.Store(c); c21.Store(c + 16); c += ldc;
+        c30.Store(c); c31.Store(c + 16); c += ldc;
+        c40.Store(c); c41.Store(c + 16); c += ldc;
+        c50.Store(c); c51.Store(c + 16); c += ldc;
+        c60.Store(c); c61.Store(c + 16); c += ldc;
+        c70.Store(c); c71.Store(c + 16);
     }
 
     /// <summary>8×16 tile reading 8 rows of A in place (row stride lda) instead of a packed panel.</summary>
@@ -389,13 +417,18 @@ public static class Gemm
     private static unsafe void MultiplyV256(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int rows, int inner, int cols)
     {
         const int Nr = 16;
-        var rowsPadded = (rows + Mr - 1) / Mr * Mr;
-        var packA = Buffer(ref t_packA, rowsPadded * inner);
+        const int Mr4 = 4;
+        var fullRows = rows / Mr4 * Mr4;
+        var packA = Buffer(ref t_packA, Mr * inner);
         var packB = Buffer(ref t_packB, inner * Nr);
-        var tile = stackalloc float[4 * Nr];
+        var tile = stackalloc float[Mr4 * Nr];
         fixed (float* pA = a, pB = b, pC = c, pa = packA, pb = packB)
         {
-            PackA(pA, pa, rows, inner);
+            // Full 4-row blocks read A in place; a row tail (< 4 rows) is packed into an 8-row panel.
+            if (fullRows < rows)
+            {
+                PackA(pA + (nint)fullRows * inner, pa, rows - fullRows, inner);
+            }
             for (var j0 = 0; j0 < cols; j0 += Nr)
             {
                 var width = Math.Min(Nr, cols - j0);
@@ -412,47 +445,54 @@ public static class Gemm
                     ldb = Nr;
                     PackBTail(pB, pb, inner, cols, j0, width, Nr);
                 }
-                for (var r0 = 0; r0 < rows; r0 += 4)
+                var exact = width == Nr;
+                for (var r0 = 0; r0 < fullRows; r0 += Mr4)
                 {
-                    var mr = Math.Min(4, rows - r0);
-                    // Row r0 sits in panel r0 / Mr at lane offset r0 % Mr (0 or 4).
-                    var aPanel = pa + (nint)(r0 / Mr * Mr) * inner + r0 % Mr;
                     var cTile = pC + (nint)r0 * cols + j0;
-                    var full = mr == 4 && width == Nr;
-                    var dst = full ? cTile : tile;
-                    var ldc = full ? cols : Nr;
-                    Kernel256x4x16(aPanel, bPanel, ldb, inner, dst, ldc);
-                    if (!full)
+                    var dst = exact ? cTile : tile;
+                    var ldc = exact ? cols : Nr;
+                    Kernel256x4x16(pA + (nint)r0 * inner, 1, inner, bPanel, ldb, inner, dst, ldc);
+                    if (!exact)
                     {
-                        CopyTile(tile, Nr, cTile, cols, mr, width);
+                        CopyTile(tile, Nr, cTile, cols, Mr4, width);
                     }
+                }
+                if (fullRows < rows)
+                {
+                    Kernel256x4x16(pa, Mr, 1, bPanel, ldb, inner, tile, Nr);
+                    CopyTile(tile, Nr, pC + (nint)fullRows * cols + j0, cols, rows - fullRows, width);
                 }
             }
         }
     }
 
-    /// <summary>4×16 tile (8 Vector256 accumulators); A is read from an 8-row panel at a lane offset.</summary>
-    private static unsafe void Kernel256x4x16(float* pa, float* pb, nint ldb, int inner, float* c, nint ldc)
+    /// <summary>
+    /// 4×16 tile (8 Vector256 accumulators). A[r, p] is read at <c>a[p*pStride + r*rStride]</c>: in place
+    /// (pStride 1, rStride lda) or from a packed panel (pStride Mr, rStride 1).
+    /// </summary>
+    private static unsafe void Kernel256x4x16(float* a, nint pStride, nint rStride, float* pb, nint ldb, int inner, float* c, nint ldc)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
         Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
+        var r2 = 2 * rStride;
+        var r3 = 3 * rStride;
         for (var p = 0; p < inner; p++)
         {
             var b0 = Vector256.Load(pb);
             var b1 = Vector256.Load(pb + 8);
-            var av = Vector256.Create(pa[0]);
+            var av = Vector256.Create(a[0]);
             c00 = Vector256.FusedMultiplyAdd(av, b0, c00);
             c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
-            av = Vector256.Create(pa[1]);
+            av = Vector256.Create(a[rStride]);
             c10 = Vector256.FusedMultiplyAdd(av, b0, c10);
             c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
-            av = Vector256.Create(pa[2]);
+            av = Vector256.Create(a[r2]);
             c20 = Vector256.FusedMultiplyAdd(av, b0, c20);
             c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
-            av = Vector256.Create(pa[3]);
+            av = Vector256.Create(a[r3]);
             c30 = Vector256.FusedMultiplyAdd(av, b0, c30);
             c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
-            pa += Mr;
+            a += pStride;
             pb += ldb;
         }
         c00.Store(c); c01.Store(c + 8); c += ldc;

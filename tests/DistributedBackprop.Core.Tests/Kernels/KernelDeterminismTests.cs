@@ -62,8 +62,9 @@ public class KernelDeterminismTests
             UseShellExecute = false,
         };
         psi.ArgumentList.Add(probe);
-        // Start from a clean slate: no inherited ISA knobs.
-        foreach (var key in psi.Environment.Keys.ToList())
+        // With knobs to set, start from a clean slate (no inherited ISA knobs); with none, inherit this
+        // process's environment so the child takes the same path as this process.
+        foreach (var key in env.Length == 0 ? [] : psi.Environment.Keys.ToList())
         {
             if (key.StartsWith("DOTNET_Enable", StringComparison.OrdinalIgnoreCase)
                 || key.StartsWith("COMPlus_Enable", StringComparison.OrdinalIgnoreCase)
