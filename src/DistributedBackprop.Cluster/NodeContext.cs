@@ -8,7 +8,32 @@ public sealed record JobOutcome(int ExitCode, string Message, System.Text.Json.N
     TrainingResult? Result = null);
 
 /// <summary>Where the coordinator writes its outputs, when it runs on this node.</summary>
+/// <summary>Faults a node injects into its own work when told to (distbp simulate --chaos).</summary>
+public sealed record FaultInjection
+{
+    /// <summary>Return a NaN gradient once, for the first slices computed at this step.</summary>
+    public long? NanAtStep { get; init; }
+    /// <summary>Delay every reply by this much from <see cref="SlowFromStep"/> on.</summary>
+    public TimeSpan SlowBy { get; init; }
+    public long SlowFromStep { get; init; } = long.MaxValue;
+}
+
 public sealed record JobOutputs(string? ModelPath, string? SummaryPath, int MinNodes, int Nodes);
+
+/// <summary>
+/// The coordinator's patience. Defaults suit training; tests shorten them.
+/// </summary>
+public sealed record CoordinatorTuning
+{
+    /// <summary>Re-send missing work (statistics, evaluation chunks) after this long without it.</summary>
+    public TimeSpan ResendAfter { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>A step slower than this factor × the median step time gets speculative copies.</summary>
+    public double StragglerFactor { get; init; } = 3;
+    /// <summary>…but never sooner than this after the step started.</summary>
+    public TimeSpan MinStragglerDelay { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>With no progress for this long (too few workers), checkpoint and exit 1 with the resume command.</summary>
+    public TimeSpan WorkerWait { get; init; } = TimeSpan.FromSeconds(60);
+}
 
 /// <summary>
 /// What every actor on one node shares: the training options, this node's copy of the data (data locality — samples
@@ -35,11 +60,18 @@ public sealed class NodeContext
     public DataSplit RawData { get; }
     public JobOutputs Outputs { get; }
     public ITrainingObserver? Observer { get; }
+    public CoordinatorTuning Tuning { get; init; } = new();
+    /// <summary>Faults this node injects on purpose (chaos testing); none by default.</summary>
+    public FaultInjection Faults { get; init; } = new();
     public string ConfigHash { get; }
     public int ThreadsPerWorker { get; }
     public TaskCompletionSource<JobOutcome> Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private BufferPool? _pool;
+    private int _nanInjected;
+
+    /// <summary>True exactly once per process: the NaN fault fires a single time.</summary>
+    public bool ClaimNanInjection() => Interlocked.Exchange(ref _nanInjected, 1) == 0;
 
     /// <summary>The setup, once the normaliser is known; null before.</summary>
     public TrainingSetup? Setup

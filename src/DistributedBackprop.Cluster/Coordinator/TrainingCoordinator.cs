@@ -2,25 +2,27 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Cluster;
+using Akka.Cluster.Sharding;
 using Akka.Event;
 using DistributedBackprop.Cluster.Wire;
 using DistributedBackprop.Core.Checkpoints;
 using DistributedBackprop.Core.Data;
+using DistributedBackprop.Core.Kernels;
 using DistributedBackprop.Core.Training;
 
 namespace DistributedBackprop.Cluster.Coordinator;
 
 /// <summary>
-/// The cluster singleton that owns the weights. It waits for enough members, merges the workers' feature statistics
-/// in chunk order, then runs the step protocol of DESIGN.md: assign each worker a contiguous run of slices by step id,
-/// complete the canonical tree from the subtree sums they return, apply the step (health veto, clipping, optimizer) with
-/// the same <see cref="TrainingState"/> as the single-process trainer, and broadcast the new weights once per node.
-/// Results for another run, step or version, and duplicates, are dropped.
+/// The cluster singleton that owns the weights. It waits for enough members, starts the workers, merges their feature
+/// statistics in chunk order, then runs the step protocol of DESIGN.md: give each live worker a contiguous run of slices
+/// by step id, complete the canonical tree from the subtree sums they return, apply the step (health veto, clipping,
+/// optimizer) with the same <see cref="TrainingState"/> as the single-process trainer, and broadcast the new weights
+/// once per node. Faults never change the result, only who computes what: a lost worker's slices go to live workers at
+/// once, a straggler's get a speculative copy, a NaN result is recomputed elsewhere, a new incarnation resumes from the
+/// newest valid checkpoint. Results for another run, step or version, and duplicates, are dropped.
 /// </summary>
 public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 {
-    public static readonly TimeSpan StepDeadline = TimeSpan.FromSeconds(120);
-
     private readonly NodeContext _context;
     private readonly IActorRef _workers;
     private readonly TensorTransport _transport;
@@ -31,12 +33,25 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly string[] _workerIds;
     private readonly Dictionary<Address, IActorRef> _caches = [];
     private readonly HashSet<Address> _members = [];
+    private readonly HashSet<Address> _unreachable = [];
     private readonly SortedDictionary<string, string> _placement = new(StringComparer.Ordinal);
+    private readonly WorkAssignment _work;
+    private readonly FaultLog _faults = new();
+    private readonly Dictionary<string, int> _strikes = [];
+    private readonly List<double> _recentSteps = [];
 
     private TrainingSetup? _setup;
     private TrainingState? _state;
     private GradientTreeReducer? _reducer;
     private WeightsVersion? _current;
+    private long? _resumedFrom;
+    private int _phase;
+    private DateTime _lastProgress = DateTime.UtcNow;
+    private Action? _onMembersChanged;
+    private Action<string>? _onWorkerLost;
+    private int _waitingPhase;
+    private Action? _nudge;
+    private Func<string>? _waitingFor;
 
     // Per-step bookkeeping for the summary: wall, compute (slowest worker), coordinator work, bytes over the network.
     private readonly Stopwatch _stepClock = new();
@@ -54,12 +69,14 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System));
         _runId = context.ConfigHash;
         _workerIds = Enumerable.Range(0, context.Options.Workers).Select(Hosting.WorkerMessageExtractor.WorkerId).ToArray();
+        _work = new WorkAssignment(context.Options.Slices, _workerIds);
         Become(WaitingForMembers);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    private sealed record Deadline(long Step, string Phase);
+    /// <summary>Fires while a phase waits: speculate on stragglers, re-send what is missing, give up after the bounded wait.</summary>
+    private sealed record Tick(int Phase);
 
     protected override void PreStart()
     {
@@ -70,7 +87,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             return;
         }
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-            typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved));
+            typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved), typeof(ClusterEvent.UnreachableMember),
+            typeof(ClusterEvent.ReachableMember));
     }
 
     protected override void PostStop() => _cluster.Unsubscribe(Self);
@@ -79,16 +97,45 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     private void Common()
     {
+        Receive<Tick>(OnTick);
         Receive<ClusterEvent.MemberUp>(up =>
         {
             _members.Add(up.Member.Address);
             Context.ActorSelection(new RootActorPath(up.Member.Address) / "user" / "weights-cache")
                 .Tell(new Identify(up.Member.Address));
         });
+        Receive<ClusterEvent.UnreachableMember>(e => NodeLost(e.Member.Address, "node-unreachable"));
+        Receive<ClusterEvent.ReachableMember>(e =>
+        {
+            _unreachable.Remove(e.Member.Address);
+            foreach (var worker in WorkersOn(e.Member.Address))
+            {
+                _work.MarkAlive(worker);
+            }
+        });
         Receive<ClusterEvent.MemberRemoved>(removed =>
         {
+            NodeLost(removed.Member.Address, "node-removed");
             _members.Remove(removed.Member.Address);
             _caches.Remove(removed.Member.Address);
+            _unreachable.Remove(removed.Member.Address);
+            // Sharding re-homes the lost node's workers; the first message starts them on a live node.
+            foreach (var worker in _workerIds.Where(_work.IsDead))
+            {
+                _workers.Tell(new StartWorker(worker, _runId), Self);
+            }
+        });
+        Receive<WorkerStarted>(started =>
+        {
+            if (started.RunId != _runId)
+            {
+                return;
+            }
+            _placement[started.WorkerId] = started.NodeAddress;
+            if (_members.Any(m => m.ToString() == started.NodeAddress && !_unreachable.Contains(m)))
+            {
+                _work.MarkAlive(started.WorkerId);
+            }
         });
         Receive<ActorIdentity>(identity =>
         {
@@ -104,7 +151,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                 {
                     SendWeights(cache, _current);
                 }
-                OnMembersChanged();
+                _onMembersChanged?.Invoke();
             }
         });
         Receive<RegisterNode>(node =>
@@ -132,14 +179,37 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                 SendWeights(Sender, _current);
             }
         });
-        Receive<WorkFailed>(failed => Fail($"worker {failed.WorkerId} failed at step {failed.Step}: {failed.Reason}"));
-        Receive<Deadline>(deadline => Fail(
-            $"no complete result for {deadline.Phase} {deadline.Step} within {StepDeadline.TotalSeconds:F0} s; the workers are gone or stuck"));
+        Receive<WorkFailed>(failed =>
+        {
+            if (failed.RunId != _runId)
+            {
+                return;
+            }
+            _log.Warning("worker {0} could not do its work at step {1}: {2}", failed.WorkerId, failed.Step, failed.Reason);
+            _faults.Add("worker-failed", failed.Step, failed.WorkerId, $"re-assigned: {failed.Reason}");
+            _onWorkerLost?.Invoke(failed.WorkerId);
+        });
     }
 
-    private Action? _onMembersChanged;
+    private IEnumerable<string> WorkersOn(Address node) =>
+        _placement.Where(p => p.Value == node.ToString()).Select(p => p.Key);
 
-    private void OnMembersChanged() => _onMembersChanged?.Invoke();
+    private void NodeLost(Address node, string kind)
+    {
+        if (node == _cluster.SelfAddress)
+        {
+            return;
+        }
+        _unreachable.Add(node);
+        foreach (var worker in WorkersOn(node).ToList())
+        {
+            if (_work.MarkDead(worker))
+            {
+                _faults.Add(kind, _state?.Step ?? 0, $"{worker}@{node}", "its slices went to live workers");
+                _onWorkerLost?.Invoke(worker);
+            }
+        }
+    }
 
     // ---- phase 1: wait until min-nodes members are up and their caches known ----
 
@@ -150,11 +220,11 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             if (_caches.Count >= _context.Outputs.MinNodes)
             {
-                _workers.Tell(Akka.Cluster.Sharding.GetCurrentRegions.Instance, Self);
+                _workers.Tell(GetCurrentRegions.Instance, Self);
             }
         };
         // Start only when every node's shard region is known, so the workers spread over all the nodes.
-        Receive<Akka.Cluster.Sharding.CurrentRegions>(regions =>
+        Receive<CurrentRegions>(regions =>
         {
             if (regions.Regions.Count >= _context.Outputs.MinNodes)
             {
@@ -162,10 +232,10 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             }
             else
             {
-                Timers.StartSingleTimer("regions", Akka.Cluster.Sharding.GetCurrentRegions.Instance, TimeSpan.FromMilliseconds(200));
+                Timers.StartSingleTimer("regions", GetCurrentRegions.Instance, TimeSpan.FromMilliseconds(200));
             }
         });
-        Receive<Akka.Cluster.Sharding.GetCurrentRegions>(ask => _workers.Tell(ask, Self));
+        Receive<GetCurrentRegions>(ask => _workers.Tell(ask, Self));
         ReceiveAny(message => _log.Debug("coordinator waiting for members ignores {0}", message.GetType().Name));
     }
 
@@ -180,10 +250,9 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _onMembersChanged = null;
         var next = 0;
         _workers.Tell(new StartWorker(_workerIds[next], _runId), Self);
-        Timers.StartSingleTimer("deadline", new Deadline(0, "starting the workers"), StepDeadline);
+        StartWaiting(() => _workers.Tell(new StartWorker(_workerIds[next], _runId), Self), () => "starting the workers");
         Become(() =>
         {
-            Common();
             Receive<WorkerStarted>(started =>
             {
                 if (started.RunId != _runId || started.WorkerId != _workerIds[next])
@@ -200,6 +269,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                     StartStatistics();
                 }
             });
+            Common();
             ReceiveAny(_ => { });
         });
     }
@@ -208,17 +278,21 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     private void StartStatistics()
     {
-        _log.Info("starting run {0} with {1} members and {2} workers", _runId, _members.Count, _workerIds.Length);
+        _log.Info("run {0}: {1} members, {2} workers", _runId, _members.Count, _workerIds.Length);
         var train = _context.RawData.Train;
         var chunkRows = FeatureStatistics.DefaultChunkRows;
         var chunks = (train.Count + chunkRows - 1) / chunkRows;
         var partials = new FeatureStatistics?[chunks];
         var received = 0;
-        foreach (var (worker, first, count) in Assign(chunks))
+        void Send(IEnumerable<int> missing)
         {
-            _workers.Tell(new ComputeStatistics(worker, _runId, first, count, chunkRows), Self);
+            foreach (var (worker, first, count) in Spread(missing.ToList()))
+            {
+                _workers.Tell(new ComputeStatistics(worker, _runId, first, count, chunkRows), Self);
+            }
         }
-        Timers.StartSingleTimer("deadline", new Deadline(0, "feature statistics"), StepDeadline);
+        Send(Enumerable.Range(0, chunks));
+        StartWaiting(() => Send(Enumerable.Range(0, chunks).Where(c => partials[c] is null)), () => "feature statistics");
         Become(() =>
         {
             Common();
@@ -229,13 +303,14 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                     return;
                 }
                 partials[result.Chunk] = new FeatureStatistics(result.Count, result.Mean, result.M2);
+                Progressed();
                 if (++received < chunks)
                 {
                     return;
                 }
                 var merged = FeatureStatistics.MergeInOrder(train.FeatureCount, partials!);
                 _setup = _context.UseNormaliser(FeatureNormaliser.FromStatistics(merged));
-                _state = _setup.NewState();
+                _state = RestoreOrStart(_setup);
                 _reducer = new GradientTreeReducer(_setup.Options.Slices, _context.Pool);
                 foreach (var cache in _caches.Values)
                 {
@@ -246,6 +321,25 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             });
             ReceiveAny(_ => { });
         });
+    }
+
+    /// <summary>A coordinator that starts after another (the singleton moved) resumes from the newest valid checkpoint.</summary>
+    private TrainingState RestoreOrStart(TrainingSetup setup)
+    {
+        if (setup.Options.CheckpointDir is not { } dir)
+        {
+            return setup.NewState();
+        }
+        var snapshot = new CheckpointStore(dir).LoadNewestValid(_context.ConfigHash, w => _log.Warning(w));
+        if (snapshot is null)
+        {
+            return setup.NewState();
+        }
+        _resumedFrom = snapshot.Header.Step;
+        _faults.Add("resumed-from-checkpoint", snapshot.Header.Step, dir,
+            $"a coordinator incarnation resumed at step {snapshot.Header.Step} and replays deterministically");
+        _log.Warning("resuming from the checkpoint at step {0} in {1}", snapshot.Header.Step, dir);
+        return setup.RestoreState(snapshot);
     }
 
     // ---- phase 4: steps ----
@@ -262,11 +356,24 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var step = state.Step;
         _stepClock.Restart();
         _stepCompute = 0;
-        foreach (var (worker, first, count) in Assign(setup.Options.Slices))
+        SendAll(_work.BeginStep(), step);
+        _onWorkerLost = worker => SendAll(_work.Reassign(worker, _reducer!.IsCovered), step);
+        StartWaiting(() =>
         {
-            _workers.Tell(new ComputeSlices(worker, _runId, step, _current!.Version, first, count), Self);
-        }
-        Timers.StartSingleTimer("deadline", new Deadline(step, "step"), StepDeadline);
+            var covered = (Func<int, bool>)_reducer!.IsCovered;
+            if (_work.Current.Count == 0)
+            {
+                SendAll(_work.BeginStep(), step);
+                return;
+            }
+            var copies = _work.Speculate(covered);
+            foreach (var copy in copies)
+            {
+                _faults.Add("straggler", step, _work.Current.First(a => !a.Copy && a.First <= copy.First && copy.First < a.End).Worker,
+                    $"slices {copy.First}..{copy.End - 1} copied to {copy.Worker}; the first result wins");
+            }
+            SendAll(copies, step);
+        }, () => $"step {step}", StragglerDelay());
         Become(() =>
         {
             Common();
@@ -275,21 +382,51 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         });
     }
 
+    private void SendAll(IEnumerable<Assignment> assignments, long step)
+    {
+        foreach (var a in assignments)
+        {
+            _workers.Tell(new ComputeSlices(a.Worker, _runId, step, _current!.Version, a.First, a.Count), Self);
+        }
+    }
+
     private void OnSliceResult(SliceResult result)
     {
         var state = _state!;
+        var setup = _setup!;
         if (result.RunId != _runId || result.Step != state.Step || result.Version != _current!.Version)
         {
             _log.Debug("dropped a stale result for step {0} from {1}", result.Step, result.WorkerId);
             return;
         }
         var node = new TreeNode(result.Level, result.Index);
-        if (result.Sum.Length != _setup!.Network.ResultLength || result.Level < 0 || result.Index < 0
-            || node.First >= _setup.Options.Slices || !_reducer!.Add(node, result.Sum))
+        if (result.Sum.Length != setup.Network.ResultLength || result.Level < 0 || result.Index < 0
+            || result.Level > GradientTree.RootLevel(setup.Options.Slices) || node.First >= setup.Options.Slices
+            || _reducer!.Overlaps(node))
         {
             _log.Debug("dropped a duplicate or malformed result for step {0} from {1}", result.Step, result.WorkerId);
             return;
         }
+        var first = node.First;
+        var end = node.End(setup.Options.Slices);
+        if (!double.IsFinite(Elementwise.SumOfSquares(result.Sum.AsSpan(0, setup.Network.ParameterCount)))
+            && !_work.WasRecomputed(first, end))
+        {
+            // A NaN/Inf sum is recomputed on another worker once; if that one agrees, it is the data's, and the health
+            // monitor deals with it; if not, the first worker was wrong.
+            var strikes = _strikes[result.WorkerId] = _strikes.GetValueOrDefault(result.WorkerId) + 1;
+            var handling = $"dropped; slices {first}..{end - 1} recomputed elsewhere";
+            if (strikes >= 2)
+            {
+                _work.Exclude(result.WorkerId, "returned non-finite gradients repeatedly");
+                handling += $"; {result.WorkerId} excluded after {strikes} corrupt results";
+            }
+            _faults.Add("non-finite-result", state.Step, result.WorkerId, handling);
+            SendAll(_work.Recompute(first, end, result.WorkerId), state.Step);
+            return;
+        }
+        _reducer!.Add(node, result.Sum);
+        Progressed();
         if (!IsLocal(Sender))
         {
             _bytesSent += 4L * result.Sum.Length;
@@ -305,6 +442,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     {
         var setup = _setup!;
         var state = _state!;
+        StopWaiting();
+        _onWorkerLost = null;
         var applyClock = Stopwatch.StartNew();
         var report = state.Apply(_reducer!.Root, setup.Options.Batch, setup.Options.Slices);
         _reducer.Reset();
@@ -316,6 +455,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _coordinatorSeconds += apply;
         _stepsRun++;
         _lastLoss = report.Loss;
+        _faults.StepCompleted();
+        Remember(wall);
 
         var observer = _context.Observer;
         if (report.Warning is not null)
@@ -356,11 +497,15 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var done = new bool[chunks];
         var received = 0;
         var version = _current!.Version;
-        foreach (var (worker, first, count) in Assign(chunks))
+        void Send(IEnumerable<int> missing)
         {
-            _workers.Tell(new EvaluateChunks(worker, _runId, version, first, count), Self);
+            foreach (var (worker, first, count) in Spread(missing.ToList()))
+            {
+                _workers.Tell(new EvaluateChunks(worker, _runId, version, first, count), Self);
+            }
         }
-        Timers.StartSingleTimer("deadline", new Deadline(_state!.Step, "evaluation after step"), StepDeadline);
+        Send(Enumerable.Range(0, chunks));
+        StartWaiting(() => Send(Enumerable.Range(0, chunks).Where(c => !done[c])), () => $"evaluation after step {_state!.Step}");
         Become(() =>
         {
             Common();
@@ -374,10 +519,12 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                 done[result.Chunk] = true;
                 lossSums[result.Chunk] = result.LossSum;
                 correct[result.Chunk] = result.Correct;
+                Progressed();
                 if (++received < chunks)
                 {
                     return;
                 }
+                StopWaiting();
                 _test = Evaluator.Combine(lossSums, correct, test.Count);
                 _context.Observer?.OnEpoch(epoch, trainLoss, _test);
                 StartStep();
@@ -386,11 +533,83 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         });
     }
 
+    // ---- waiting with deadlines: never hang ----
+
+    /// <summary>
+    /// While a phase waits for results: after <paramref name="firstNudge"/> (and then every few seconds) it nudges —
+    /// re-sends or speculates; when nothing has progressed for the bounded worker wait it checkpoints and gives up with
+    /// the command that resumes.
+    /// </summary>
+    private void StartWaiting(Action nudge, Func<string> what, TimeSpan? firstNudge = null)
+    {
+        _waitingPhase = ++_phase;
+        _nudge = nudge;
+        _waitingFor = what;
+        Progressed();
+        Timers.StartSingleTimer("tick", new Tick(_waitingPhase), firstNudge ?? _context.Tuning.ResendAfter);
+    }
+
+    private void OnTick(Tick tick)
+    {
+        if (tick.Phase != _waitingPhase || _phase != _waitingPhase)
+        {
+            return;
+        }
+        if (DateTime.UtcNow - _lastProgress > _context.Tuning.WorkerWait)
+        {
+            GiveUp(_waitingFor?.Invoke() ?? "the job");
+            return;
+        }
+        _nudge?.Invoke();
+        Timers.StartSingleTimer("tick", new Tick(_waitingPhase), _context.Tuning.ResendAfter);
+    }
+
+    private void StopWaiting()
+    {
+        _phase++;
+        Timers.Cancel("tick");
+    }
+
+    private void Progressed() => _lastProgress = DateTime.UtcNow;
+
+    private TimeSpan StragglerDelay()
+    {
+        if (_recentSteps.Count == 0)
+        {
+            return _context.Tuning.ResendAfter;
+        }
+        var sorted = _recentSteps.Order().ToList();
+        var median = sorted[sorted.Count / 2];
+        var delay = TimeSpan.FromSeconds(_context.Tuning.StragglerFactor * median);
+        return delay < _context.Tuning.MinStragglerDelay ? _context.Tuning.MinStragglerDelay : delay;
+    }
+
+    private void Remember(double stepSeconds)
+    {
+        _recentSteps.Add(stepSeconds);
+        if (_recentSteps.Count > 50)
+        {
+            _recentSteps.RemoveAt(0);
+        }
+    }
+
+    private void GiveUp(string what)
+    {
+        var alive = _work.Alive.Count;
+        var message = $"no progress on {what} for {_context.Tuning.WorkerWait.TotalSeconds:F0} s with {alive} of {_workerIds.Length} workers alive";
+        if (_setup?.Options.CheckpointDir is { } dir && _state is not null)
+        {
+            new CheckpointStore(dir).Save(_setup, _state);
+            message += $"; checkpointed step {_state.Step}; resume with: distbp simulate --resume {dir} (or distbp train --resume {dir})";
+        }
+        Fail(message);
+    }
+
     // ---- the end ----
 
     private void Finish()
     {
-        Timers.Cancel("deadline");
+        StopWaiting();
         var setup = _setup!;
         var state = _state!;
         var result = new TrainingResult(state.Step, _stepsRun, _trainSeconds,
@@ -401,6 +620,9 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             ["bytes_per_step"] = _bytesSent / (double)steps,
             ["placement"] = new JsonObject(_placement.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),
+            ["resumed_from_step"] = _resumedFrom,
+            ["excluded_workers"] = new JsonObject(_work.Excluded.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),
+            ["faults"] = _faults.ToJson(),
             ["step_seconds"] = new JsonObject
             {
                 ["total"] = _trainSeconds / steps,
@@ -438,25 +660,37 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private void Fail(string message)
     {
         _log.Error("training failed: {0}", message);
-        Timers.Cancel("deadline");
-        _context.Finished.TrySetResult(new JobOutcome(1, message, null));
+        StopWaiting();
+        _context.Finished.TrySetResult(new JobOutcome(1, message));
         Broadcast(new JobFinished(_runId, 1, message));
         Become(() => ReceiveAny(_ => { }));
     }
 
     // ---- helpers ----
 
-    /// <summary>Cuts n work items into contiguous runs, one per worker (workers beyond n get none).</summary>
-    private IEnumerable<(string Worker, int First, int Count)> Assign(int n)
+    /// <summary>Cuts work items into contiguous runs, one per live worker.</summary>
+    private IEnumerable<(string Worker, int First, int Count)> Spread(IReadOnlyList<int> items)
     {
-        var w = _workerIds.Length;
-        for (var k = 0; k < w; k++)
+        var alive = _work.Alive;
+        if (alive.Count == 0)
         {
-            var first = k * n / w;
-            var end = (k + 1) * n / w;
-            if (end > first)
+            yield break;
+        }
+        for (var k = 0; k < alive.Count; k++)
+        {
+            var from = k * items.Count / alive.Count;
+            var to = (k + 1) * items.Count / alive.Count;
+            // Items are sorted; send each maximal consecutive run separately.
+            var i = from;
+            while (i < to)
             {
-                yield return (_workerIds[k], first, end - first);
+                var j = i + 1;
+                while (j < to && items[j] == items[j - 1] + 1)
+                {
+                    j++;
+                }
+                yield return (alive[k], items[i], j - i);
+                i = j;
             }
         }
     }
@@ -470,9 +704,12 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var weights = _state!.Weights;
         _current = new WeightsVersion(_runId, _state.Step, (float[])weights.Parameters.Clone(),
             (float[])weights.Buffers.Clone());
-        foreach (var cache in _caches.Values)
+        foreach (var (address, cache) in _caches)
         {
-            SendWeights(cache, _current);
+            if (!_unreachable.Contains(address))
+            {
+                SendWeights(cache, _current);
+            }
         }
     }
 

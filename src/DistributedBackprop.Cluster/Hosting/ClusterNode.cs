@@ -24,6 +24,15 @@ public sealed record ClusterNodeSettings
     /// <summary>Shards of the worker region; fixed for the cluster's life (about 10 per node at most).</summary>
     public int MaxShards { get; init; } = 100;
     public string LogLevel { get; init; } = "WARNING";
+
+    /// <summary>
+    /// Failure detection and downing, tuned for training (Akka's defaults take ~3 s + 20 s + 20 s to replace a lost
+    /// coordinator): a node silent for ~3 s is unreachable; the Split Brain Resolver (keep-majority) downs the minority
+    /// once membership has been stable for <see cref="StableAfter"/>; the singleton moves after the removal margin.
+    /// </summary>
+    public TimeSpan AcceptableHeartbeatPause { get; init; } = TimeSpan.FromSeconds(3);
+    public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan DownRemovalMargin { get; init; } = TimeSpan.FromSeconds(2);
 }
 
 /// <summary>
@@ -72,6 +81,14 @@ public sealed class ClusterNode : IAsyncDisposable
                 akka.log-dead-letters-during-shutdown = off
                 akka.cluster.sharding.distributed-data.durable.keys = []
                 akka.coordinated-shutdown.exit-clr = off
+                akka.cluster.failure-detector.heartbeat-interval = 1s
+                akka.cluster.failure-detector.acceptable-heartbeat-pause = {{(int)settings.AcceptableHeartbeatPause.TotalMilliseconds}}ms
+                akka.cluster.downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
+                akka.cluster.split-brain-resolver.active-strategy = keep-majority
+                akka.cluster.split-brain-resolver.stable-after = {{(int)settings.StableAfter.TotalMilliseconds}}ms
+                akka.cluster.down-removal-margin = {{(int)settings.DownRemovalMargin.TotalMilliseconds}}ms
+                akka.cluster.singleton.hand-over-retry-interval = 500ms
+                akka.cluster.sharding.retry-interval = 500ms
                 """, HoconAddMode.Prepend)
             .WithRemoting(new RemoteOptions
             {
@@ -103,6 +120,8 @@ public sealed class ClusterNode : IAsyncDisposable
                     Role = "worker",
                     StateStoreMode = StateStoreMode.DData,
                     RememberEntities = false,
+                    // A handed-off worker finishes its current job first (the stop waits in its stash).
+                    HandOffStopMessage = StopWorker.Instance,
                 })
             .WithSingleton<CoordinatorSingleton>("coordinator",
                 (system, registry, resolver) =>

@@ -8,6 +8,12 @@ using DistributedBackprop.Core.Training;
 
 namespace DistributedBackprop.Cluster.Workers;
 
+/// <summary>Sharding's hand-off stop: processed only when the worker is idle, so no job is cut short.</summary>
+public sealed class StopWorker
+{
+    public static readonly StopWorker Instance = new();
+}
+
 /// <summary>
 /// A worker: a sharding entity that computes what the coordinator assigns (slices of a step, statistics chunks,
 /// evaluation chunks) on its node's local data and replies to the coordinator directly. It keeps no state the
@@ -41,6 +47,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash
 
     private void Idle()
     {
+        Receive<StopWorker>(_ => Context.Stop(Self));
         Receive<StartWorker>(start => Sender.Tell(new WorkerStarted(start.RunId, _workerId,
             Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString())));
         Receive<ComputeSlices>(job => WithWeights(job.RunId, job.Version, Sender, weights => ComputeSlices(job, weights)));
@@ -111,9 +118,25 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash
         var batch = setup.Plan.Permutation(epoch).AsMemory(stepInEpoch * setup.Options.Batch, setup.Options.Batch);
         var nodes = _runner.Run(weights, setup.Data.Train, batch, setup.Options.Seed, job.Step, job.FirstSlice,
             job.FirstSlice + job.SliceCount);
+        InjectFaults(job.Step, nodes);
         var seconds = clock.Elapsed.TotalSeconds;
         return nodes.Select(n => (IWireMessage)new SliceResult(job.RunId, job.Step, job.Version, n.Key.Level, n.Key.Index,
             n.Value, _workerId, seconds)).ToList();
+    }
+
+    /// <summary>Chaos testing only: a NaN once at the configured step; a delay from the configured step on.</summary>
+    private void InjectFaults(long step, List<KeyValuePair<TreeNode, float[]>> nodes)
+    {
+        var faults = _context.Faults;
+        if (faults.NanAtStep == step && nodes.Count > 0 && _context.ClaimNanInjection())
+        {
+            _log.Warning("chaos: injecting a NaN gradient at step {0}", step);
+            nodes[0].Value[0] = float.NaN;
+        }
+        if (step >= faults.SlowFromStep && faults.SlowBy > TimeSpan.Zero)
+        {
+            Thread.Sleep(faults.SlowBy); // chaos: a deliberately slow worker
+        }
     }
 
     private IReadOnlyList<IWireMessage> Evaluate(EvaluateChunks job, Core.Model.ModelWeights weights)

@@ -67,6 +67,7 @@ public sealed class CheckpointStore(string directory, int keep = 3)
             Optimizer = state.Optimizer.Name,
             ConfigHash = setup.Options.ConfigHash(),
             WeightsSha256 = state.Weights.Sha256(),
+            Options = setup.Options,
         },
         setup.Normaliser,
         state.Weights,

@@ -26,6 +26,8 @@ public sealed record ModelHeader
     /// <summary>Hash of the training options that produced it; a resume with other options is refused.</summary>
     public string? ConfigHash { get; init; }
     public string? WeightsSha256 { get; init; }
+    /// <summary>The options that produced it, so a run can be resumed from the checkpoint folder alone.</summary>
+    public Training.TrainingOptions? Options { get; init; }
 
     public NetworkSpec Spec => new(Widths, Activation, Loss, DropoutRate, BatchNorm);
 }

@@ -56,6 +56,19 @@ public sealed class TrainingSetup
         return new TrainingSetup(options, data, normaliser, network, plan, schedule);
     }
 
+    /// <summary>The state a checkpoint saved: weights, optimizer state, step and learning-rate scale.</summary>
+    public TrainingState RestoreState(Checkpoints.ModelSnapshot snapshot)
+    {
+        var optimizer = Optimizer.Create(Options.Optimizer, Options.Momentum);
+        if (snapshot.OptimizerState.Length != optimizer.StatePerParameter * Network.ParameterCount
+            || snapshot.Weights.Parameters.Length != Network.ParameterCount)
+        {
+            throw new DistbpInputException("checkpoint: its network or optimizer state does not match these training options.");
+        }
+        return new TrainingState(Network, snapshot.Weights, optimizer, Schedule, Options.Clip, snapshot.OptimizerState,
+            snapshot.Header.Step, snapshot.Header.AppliedUpdates, snapshot.Header.LearningRateScale);
+    }
+
     public TrainingState NewState()
     {
         var weights = Network.Initialize(Options.Seed);

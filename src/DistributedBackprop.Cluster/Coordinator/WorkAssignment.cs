@@ -1,0 +1,150 @@
+namespace DistributedBackprop.Cluster.Coordinator;
+
+/// <summary>Slices [First, First + Count) of the current step given to one worker; Copy marks a speculative duplicate.</summary>
+public sealed record Assignment(string Worker, int First, int Count, bool Copy)
+{
+    public int End => First + Count;
+}
+
+/// <summary>
+/// Who computes which slices of the current step, and what to do when a worker is lost, slow or wrong. Pure logic —
+/// the coordinator actor feeds it cluster events and results; the canonical tree makes every re-assignment harmless
+/// (a slice's sum is the same whoever computes it, and the first result for a slice wins).
+/// </summary>
+public sealed class WorkAssignment
+{
+    private readonly List<string> _workers;
+    private readonly HashSet<string> _dead = [];
+    private readonly Dictionary<string, string> _excluded = [];
+    private readonly List<Assignment> _assignments = [];
+    private readonly HashSet<int> _recomputed = [];
+    private int _nextSpare;
+
+    public WorkAssignment(int sliceCount, IEnumerable<string> workers)
+    {
+        SliceCount = sliceCount;
+        _workers = workers.ToList();
+    }
+
+    public int SliceCount { get; }
+
+    /// <summary>Workers that may be given work: not on a lost node, not excluded.</summary>
+    public IReadOnlyList<string> Alive => _workers.Where(w => !_dead.Contains(w) && !_excluded.ContainsKey(w)).ToList();
+
+    public IReadOnlyDictionary<string, string> Excluded => _excluded;
+
+    public IReadOnlyList<Assignment> Current => _assignments;
+
+    public bool MarkDead(string worker) => _workers.Contains(worker) && _dead.Add(worker);
+
+    public bool MarkAlive(string worker) => _dead.Remove(worker);
+
+    public bool IsDead(string worker) => _dead.Contains(worker);
+
+    /// <summary>Stops giving work to a worker that returned corrupt results.</summary>
+    public void Exclude(string worker, string reason) => _excluded.TryAdd(worker, reason);
+
+    /// <summary>Cuts the step's slices into contiguous runs, one per live worker. Empty when no worker is alive.</summary>
+    public IReadOnlyList<Assignment> BeginStep()
+    {
+        _assignments.Clear();
+        _recomputed.Clear();
+        var alive = Alive;
+        for (var k = 0; k < alive.Count; k++)
+        {
+            var first = k * SliceCount / alive.Count;
+            var end = (k + 1) * SliceCount / alive.Count;
+            if (end > first)
+            {
+                _assignments.Add(new Assignment(alive[k], first, end - first, Copy: false));
+            }
+        }
+        return _assignments.ToList();
+    }
+
+    /// <summary>The uncovered parts of a lost worker's runs, each given to another live worker at once.</summary>
+    public IReadOnlyList<Assignment> Reassign(string lostWorker, Func<int, bool> isCovered)
+    {
+        var ranges = _assignments.Where(a => a.Worker == lostWorker)
+            .SelectMany(a => Uncovered(a.First, a.End, isCovered)).ToList();
+        return GiveToOthers(ranges, exclude: [lostWorker], copy: false);
+    }
+
+    /// <summary>A slice whose result was corrupt (NaN/Inf) is computed again elsewhere, once; true if it was sent.</summary>
+    public IReadOnlyList<Assignment> Recompute(int first, int end, string suspect)
+    {
+        if (Enumerable.Range(first, end - first).Any(s => !_recomputed.Add(s)))
+        {
+            return [];
+        }
+        return GiveToOthers([(first, end)], exclude: [suspect], copy: false);
+    }
+
+    /// <summary>Whether every slice of the range was already recomputed once (a second bad result is the data's).</summary>
+    public bool WasRecomputed(int first, int end) => Enumerable.Range(first, end - first).All(_recomputed.Contains);
+
+    /// <summary>Speculative copies of every uncovered run on workers that have finished their own share.</summary>
+    public IReadOnlyList<Assignment> Speculate(Func<int, bool> isCovered)
+    {
+        var slow = _assignments.Where(a => Uncovered(a.First, a.End, isCovered).Any()).ToList();
+        var idle = Alive.Where(w => _assignments.Where(a => a.Worker == w).All(a => !Uncovered(a.First, a.End, isCovered).Any()))
+            .ToList();
+        var copies = new List<Assignment>();
+        var i = 0;
+        foreach (var run in slow)
+        {
+            foreach (var (first, end) in Uncovered(run.First, run.End, isCovered))
+            {
+                var helpers = idle.Where(w => w != run.Worker).ToList();
+                if (helpers.Count == 0)
+                {
+                    continue;
+                }
+                var copy = new Assignment(helpers[i++ % helpers.Count], first, end - first, Copy: true);
+                copies.Add(copy);
+            }
+        }
+        _assignments.AddRange(copies);
+        return copies;
+    }
+
+    private List<Assignment> GiveToOthers(IEnumerable<(int First, int End)> ranges, IReadOnlyCollection<string> exclude,
+        bool copy)
+    {
+        var candidates = Alive.Where(w => !exclude.Contains(w)).ToList();
+        var given = new List<Assignment>();
+        if (candidates.Count == 0)
+        {
+            return given;
+        }
+        foreach (var (first, end) in ranges)
+        {
+            var worker = candidates[_nextSpare++ % candidates.Count];
+            given.Add(new Assignment(worker, first, end - first, copy));
+        }
+        _assignments.AddRange(given);
+        return given;
+    }
+
+    /// <summary>Maximal runs of uncovered slices within [first, end).</summary>
+    public static IEnumerable<(int First, int End)> Uncovered(int first, int end, Func<int, bool> isCovered)
+    {
+        var s = first;
+        while (s < end)
+        {
+            while (s < end && isCovered(s))
+            {
+                s++;
+            }
+            var start = s;
+            while (s < end && !isCovered(s))
+            {
+                s++;
+            }
+            if (s > start)
+            {
+                yield return (start, s);
+            }
+        }
+    }
+}
