@@ -132,7 +132,14 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                 SendWeights(Sender, _current);
             }
         });
-        Receive<WorkFailed>(failed => Fail($"worker {failed.WorkerId} failed at step {failed.Step}: {failed.Reason}"));
+        Receive<WorkFailed>(failed =>
+        {
+            // A worker refusing a job of another run (an old incarnation's) says nothing about this run.
+            if (failed.RunId == _runId)
+            {
+                Fail($"worker {failed.WorkerId} failed at step {failed.Step}: {failed.Reason}");
+            }
+        });
         Receive<Deadline>(deadline => Fail(
             $"no complete result for {deadline.Phase} {deadline.Step} within {StepDeadline.TotalSeconds:F0} s; the workers are gone or stuck"));
     }
@@ -284,7 +291,10 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             return;
         }
         var node = new TreeNode(result.Level, result.Index);
+        // The level is bounded before First is computed (a shift by 32 or more wraps) and before Add, which throws on
+        // a node outside the tree: a malformed result must be dropped, never crash the coordinator.
         if (result.Sum.Length != _setup!.Network.ResultLength || result.Level < 0 || result.Index < 0
+            || result.Level > GradientTree.RootLevel(_setup.Options.Slices)
             || node.First >= _setup.Options.Slices || !_reducer!.Add(node, result.Sum))
         {
             _log.Debug("dropped a duplicate or malformed result for step {0} from {1}", result.Step, result.WorkerId);
