@@ -50,9 +50,42 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash
         Receive<StopWorker>(_ => Context.Stop(Self));
         Receive<StartWorker>(start => Sender.Tell(new WorkerStarted(start.RunId, _workerId,
             Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString())));
-        Receive<ComputeSlices>(job => WithWeights(job.RunId, job.Version, Sender, weights => ComputeSlices(job, weights)));
-        Receive<EvaluateChunks>(job => WithWeights(job.RunId, job.Version, Sender, weights => Evaluate(job, weights)));
-        Receive<ComputeStatistics>(job => Start(Sender, job.RunId, -1, () => Statistics(job)));
+        Receive<ComputeSlices>(job =>
+        {
+            if (IsThisRun(job.RunId, job.Step))
+            {
+                WithWeights(job.RunId, job.Version, Sender, weights => ComputeSlices(job, weights));
+            }
+        });
+        Receive<EvaluateChunks>(job =>
+        {
+            if (IsThisRun(job.RunId, job.Version))
+            {
+                WithWeights(job.RunId, job.Version, Sender, weights => Evaluate(job, weights));
+            }
+        });
+        Receive<ComputeStatistics>(job =>
+        {
+            if (IsThisRun(job.RunId, -1))
+            {
+                Start(Sender, job.RunId, -1, () => Statistics(job));
+            }
+        });
+    }
+
+    /// <summary>
+    /// A job of another run (options with another hash) would compute on data set up for this run: refuse it with
+    /// <see cref="WorkFailed"/> and return false.
+    /// </summary>
+    private bool IsThisRun(string runId, long step)
+    {
+        if (runId == _context.ConfigHash)
+        {
+            return true;
+        }
+        Sender.Tell(new WorkFailed(runId, step, _workerId,
+            $"run {runId} is not this node's run {_context.ConfigHash}; the job was refused"));
+        return false;
     }
 
     /// <summary>Asks the node's cache for a weights version, then runs the work with it.</summary>

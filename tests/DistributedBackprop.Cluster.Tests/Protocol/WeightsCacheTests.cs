@@ -1,0 +1,95 @@
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Cluster.Workers;
+using Xunit;
+using static DistributedBackprop.Cluster.Tests.Protocol.ProtocolSamples;
+
+namespace DistributedBackprop.Cluster.Tests.Protocol;
+
+/// <summary>One node's weights cache: a probe plays the coordinator (the sender of the weights), others the entities.</summary>
+public sealed class WeightsCacheTests : TestKit
+{
+    private const string RunId = "run-under-test";
+
+    public WeightsCacheTests() : base(LocalSystem("weights-cache"))
+    {
+    }
+
+    private IActorRef NewCache() =>
+        Sys.ActorOf(Props.Create(() => new WeightsCache(Context(TinyOptions(1, 1), Subset(64, 10), 1))));
+
+    private static WeightsVersion Version(long version) =>
+        new(RunId, version, [version, version + 0.5f, -version], [version * 2f]);
+
+    [Fact]
+    public void A_requester_asking_before_the_version_arrives_gets_WeightsAvailable_once_it_arrives()
+    {
+        var cache = NewCache();
+        var coordinator = CreateTestProbe();
+        var requester = CreateTestProbe();
+
+        requester.Send(cache, new GetWeights(RunId, 0));
+        var sent = Version(0);
+        coordinator.Send(cache, sent);
+
+        var available = requester.ExpectMsg<WeightsAvailable>(Patience);
+        Assert.Equal(0, available.Version);
+        AssertBitEqual(sent.Parameters, available.Weights.Parameters, "parameters");
+        AssertBitEqual(sent.Buffers, available.Weights.Buffers, "buffers");
+        // Nothing was cached when it asked, so there was nothing to pull.
+        Assert.False(coordinator.HasMessages);
+    }
+
+    [Fact]
+    public void A_version_older_than_the_cache_keeps_is_WeightsGone()
+    {
+        var cache = NewCache();
+        var coordinator = CreateTestProbe();
+        var requester = CreateTestProbe();
+        for (var v = 0; v < 5; v++)
+        {
+            coordinator.Send(cache, Version(v));
+        }
+
+        requester.Send(cache, new GetWeights(RunId, 0));
+        Assert.Equal(0, requester.ExpectMsg<WeightsGone>(Patience).Version);
+        requester.Send(cache, new GetWeights(RunId, 1));
+        Assert.Equal(1, requester.ExpectMsg<WeightsGone>(Patience).Version);
+        // The newest three are kept.
+        requester.Send(cache, new GetWeights(RunId, 2));
+        Assert.Equal(2, requester.ExpectMsg<WeightsAvailable>(Patience).Version);
+        requester.Send(cache, new GetWeights(RunId, 4));
+        Assert.Equal(4, requester.ExpectMsg<WeightsAvailable>(Patience).Version);
+        Assert.False(coordinator.HasMessages);
+    }
+
+    [Fact]
+    public void A_missing_version_when_newer_ones_exist_is_pulled_from_the_sender_of_the_weights()
+    {
+        var cache = NewCache();
+        var coordinator = CreateTestProbe();
+        var first = CreateTestProbe();
+        var second = CreateTestProbe();
+        coordinator.Send(cache, Version(0));
+        coordinator.Send(cache, Version(2)); // version 1 was lost on the way
+
+        first.Send(cache, new GetWeights(RunId, 1));
+        var pull = coordinator.ExpectMsg<PullWeights>(Patience);
+        Assert.Equal(new PullWeights(RunId, 1), pull);
+        Assert.Equal(cache, coordinator.LastSender);
+
+        // A second entity waiting for the same version does not pull it again.
+        second.Send(cache, new GetWeights(RunId, 1));
+        coordinator.Reply(Version(1));
+        Assert.Equal(1, first.ExpectMsg<WeightsAvailable>(Patience).Version);
+        Assert.Equal(1, second.ExpectMsg<WeightsAvailable>(Patience).Version);
+        Assert.False(coordinator.HasMessages, "the cache pulled the same version twice");
+
+        // A version newer than any held (its broadcast lost) is pulled too.
+        first.Send(cache, new GetWeights(RunId, 3));
+        Assert.Equal(new PullWeights(RunId, 3), coordinator.ExpectMsg<PullWeights>(Patience));
+        coordinator.Reply(Version(3));
+        Assert.Equal(3, first.ExpectMsg<WeightsAvailable>(Patience).Version);
+    }
+}

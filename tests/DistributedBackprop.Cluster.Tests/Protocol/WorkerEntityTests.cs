@@ -1,0 +1,95 @@
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Cluster.Workers;
+using DistributedBackprop.Core.Data;
+using DistributedBackprop.Core.Training;
+using Xunit;
+using static DistributedBackprop.Cluster.Tests.Protocol.ProtocolSamples;
+
+namespace DistributedBackprop.Cluster.Tests.Protocol;
+
+/// <summary>
+/// One worker entity built with Props (no sharding) next to a real weights cache; a probe plays the coordinator.
+/// The entity runs two threads; the oracle runs one on its own copy of the data: the bits must not care.
+/// </summary>
+public sealed class WorkerEntityTests : TestKit
+{
+    private const string WorkerId = "worker-1";
+    private readonly TrainingOptions _options = TinyOptions(workers: 1, threads: 2);
+    private readonly NodeContext _context;
+    private readonly TrainingSetup _oracle;
+    private readonly IActorRef _cache;
+    private readonly IActorRef _entity;
+
+    public WorkerEntityTests() : base(LocalSystem("worker-entity"))
+    {
+        // 256 training rows, batch 64: four steps per epoch.
+        _context = Context(_options, Subset(256, 10));
+        var normaliser = FeatureNormaliser.Fit(_context.RawData.Train);
+        _context.UseNormaliser(normaliser);
+        _oracle = TrainingSetup.Create(_options, Subset(256, 10), normaliser);
+        var context = _context;
+        _cache = Sys.ActorOf(Props.Create(() => new WeightsCache(context)), "weights-cache");
+        var cache = _cache;
+        _entity = Sys.ActorOf(Props.Create(() => new WorkerEntity(WorkerId, context, cache)), WorkerId);
+    }
+
+    private string RunId => _context.ConfigHash;
+
+    private WeightsVersion Weights(long version)
+    {
+        var weights = _oracle.NewState().Weights;
+        // A distinct, deterministic version: scale the initial parameters.
+        var parameters = weights.Parameters.Select(p => p * (1 + version / 8f)).ToArray();
+        return new WeightsVersion(RunId, version, parameters, (float[])weights.Buffers.Clone());
+    }
+
+    [Fact]
+    public void Slice_results_equal_the_slice_runners_bit_for_bit_even_when_the_weights_arrive_after_the_job()
+    {
+        var coordinator = CreateTestProbe();
+        // Job first: the entity waits for version 3 at the cache.
+        coordinator.Send(_entity, new ComputeSlices(WorkerId, RunId, Step: 1, Version: 3, FirstSlice: 2, SliceCount: 3));
+        var weights = Weights(3);
+        coordinator.Send(_cache, weights);
+
+        var expected = SubtreeSums(_oracle, new(weights.Parameters, weights.Buffers), step: 1, first: 2, end: 5);
+        Assert.Equal(2, expected.Count); // slices 2..4: the pair (1,1) and the leaf (0,4)
+        while (expected.Count > 0)
+        {
+            var result = coordinator.ExpectMsg<SliceResult>(Patience);
+            Assert.Equal((RunId, 1L, 3L, WorkerId), (result.RunId, result.Step, result.Version, result.WorkerId));
+            Assert.True(expected.Remove(new(result.Level, result.Index), out var sum), $"unexpected node ({result.Level}, {result.Index})");
+            AssertBitEqual(sum, result.Sum, $"node ({result.Level}, {result.Index})");
+        }
+
+        // The next job, another step and run of slices with weights already cached.
+        coordinator.Send(_entity, new ComputeSlices(WorkerId, RunId, Step: 3, Version: 3, FirstSlice: 0, SliceCount: 8));
+        var root = SubtreeSums(_oracle, new(weights.Parameters, weights.Buffers), step: 3, first: 0, end: 8).Single();
+        var whole = coordinator.ExpectMsg<SliceResult>(Patience);
+        Assert.Equal((root.Key.Level, root.Key.Index), (whole.Level, whole.Index));
+        AssertBitEqual(root.Value, whole.Sum, "root");
+    }
+
+    [Fact]
+    public void Jobs_of_another_run_are_refused_with_WorkFailed_and_this_runs_jobs_still_work()
+    {
+        var coordinator = CreateTestProbe();
+        coordinator.Send(_cache, Weights(0));
+
+        coordinator.Send(_entity, new ComputeSlices(WorkerId, "another-run", 0, 0, 0, 1));
+        var refused = coordinator.ExpectMsg<WorkFailed>(Patience);
+        Assert.Equal(("another-run", 0L, WorkerId), (refused.RunId, refused.Step, refused.WorkerId));
+
+        coordinator.Send(_entity, new EvaluateChunks(WorkerId, "another-run", 0, 0, 1));
+        Assert.Equal("another-run", coordinator.ExpectMsg<WorkFailed>(Patience).RunId);
+
+        coordinator.Send(_entity, new ComputeStatistics(WorkerId, "another-run", 0, 1, FeatureStatistics.DefaultChunkRows));
+        Assert.Equal("another-run", coordinator.ExpectMsg<WorkFailed>(Patience).RunId);
+
+        coordinator.Send(_entity, new ComputeSlices(WorkerId, RunId, 0, 0, 0, 1));
+        var result = coordinator.ExpectMsg<SliceResult>(Patience);
+        Assert.Equal((RunId, 0, 0), (result.RunId, result.Level, result.Index));
+    }
+}
