@@ -16,7 +16,7 @@ namespace DistributedBackprop.Node.Commands;
 public static class NodeCommand
 {
     public static readonly HashSet<string> NodeValued =
-        ["seeds", "hostname", "port", "public-hostname", "roles", "min-nodes", "join-timeout"];
+        ["seeds", "hostname", "port", "public-hostname", "roles", "min-nodes", "join-timeout", "log-level"];
 
     public const string Help = """
         usage: distbp node [--seeds akka.tcp://distbp@HOST:PORT,...] [--hostname H] [--port P] [--roles worker]
@@ -29,6 +29,7 @@ public static class NodeCommand
           --roles LIST          cluster roles (default worker)
           --min-nodes N         members to wait for before training starts (default 1)
           --join-timeout S      give up (exit 2) when the cluster cannot be joined in S seconds (default 30)
+          --log-level LEVEL     Akka log level: DEBUG, INFO, WARNING or ERROR (default WARNING)
         Every option can be given as an environment variable DISTBP_NAME (DISTBP_SEEDS, DISTBP_MIN_NODES, DISTBP_LR ...).
 
         """ + TrainingOptionsBinder.Help;
@@ -81,6 +82,7 @@ public static class NodeCommand
             Port = port,
             Seeds = seeds,
             Roles = Split(args.String("roles")) is { Count: > 0 } roles ? roles : ["worker"],
+            LogLevel = args.String("log-level")?.ToUpperInvariant() ?? "WARNING",
         };
         return RunNode(settings, context, joinTimeout, cancel).GetAwaiter().GetResult();
     }
