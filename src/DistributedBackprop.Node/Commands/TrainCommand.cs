@@ -26,7 +26,10 @@ public static class TrainCommand
             Console.WriteLine("usage: distbp train [training options]\n\n" + TrainingOptionsBinder.Help);
             return 0;
         }
-        var options = TrainingOptionsBinder.Bind(args) with { Workers = args.Int("workers", Environment.ProcessorCount) };
+        var options = args.String("resume") is { } resume
+            ? RunFolder.ResumeFrom(resume, args)
+            : RunFolder.WithDefaultCheckpoints(
+                TrainingOptionsBinder.Bind(args) with { Workers = args.Int("workers", Environment.ProcessorCount) }, args);
         options.Validate();
         var outPath = args.String("out");
         var summaryPath = args.String("summary-json");
@@ -42,7 +45,7 @@ public static class TrainCommand
         _ = new SlicePlan(options.Seed, raw.Train.Count, options.Batch, options.Slices);
         Console.WriteLine($"training {options.Layers} on {raw.Train.Count:N0} samples, testing on {raw.Test.Count:N0}; "
                           + $"batch {options.Batch} in {options.Slices} slices, {options.Epochs} epochs, "
-                          + $"{options.Workers} workers in one process");
+                          + $"{options.Workers} workers in one process; checkpoints in {options.CheckpointDir}");
         var context = new NodeContext(options, raw, new JobOutputs(outPath, summaryPath, MinNodes: 1, Nodes: 1),
             localWorkers: options.Workers, ProgressDisplay.ForConsole(options.Epochs));
         var outcome = RunInProcessCluster(context, cancel).GetAwaiter().GetResult();
