@@ -34,7 +34,15 @@ public sealed class Sgd : Optimizer
     public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, Span<float> state, float learningRate,
         long step)
     {
-        for (var i = 0; i < parameters.Length; i++)
+        // w ← w - lr·g, each element a rounded multiply then a rounded subtract (never fused), whatever the width.
+        var i = 0;
+        var lr = new System.Numerics.Vector<float>(learningRate);
+        for (; i <= parameters.Length - System.Numerics.Vector<float>.Count; i += System.Numerics.Vector<float>.Count)
+        {
+            var w = new System.Numerics.Vector<float>(parameters[i..]);
+            (w - lr * new System.Numerics.Vector<float>(gradient[i..])).CopyTo(parameters[i..]);
+        }
+        for (; i < parameters.Length; i++)
         {
             parameters[i] -= learningRate * gradient[i];
         }
@@ -53,7 +61,17 @@ public sealed class Momentum(float momentum) : Optimizer
     {
         var velocity = state[..parameters.Length];
         // PyTorch starts the buffer at the first gradient, which is μ·0 + g for a zeroed buffer.
-        for (var i = 0; i < parameters.Length; i++)
+        // Each element: a rounded multiply, add, multiply, subtract (never fused), whatever the vector width.
+        var i = 0;
+        var mu = new System.Numerics.Vector<float>(Mu);
+        var lr = new System.Numerics.Vector<float>(learningRate);
+        for (; i <= parameters.Length - System.Numerics.Vector<float>.Count; i += System.Numerics.Vector<float>.Count)
+        {
+            var v = mu * new System.Numerics.Vector<float>(velocity[i..]) + new System.Numerics.Vector<float>(gradient[i..]);
+            v.CopyTo(velocity[i..]);
+            (new System.Numerics.Vector<float>(parameters[i..]) - lr * v).CopyTo(parameters[i..]);
+        }
+        for (; i < parameters.Length; i++)
         {
             var v = Mu * velocity[i] + gradient[i];
             velocity[i] = v;
