@@ -369,7 +369,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             var copies = _work.Speculate(covered);
             foreach (var copy in copies)
             {
-                _faults.Add("straggler", step, _work.Current.First(a => !a.Copy && a.First <= copy.First && copy.First < a.End).Worker,
+                var owner = _work.Current.FirstOrDefault(a => !a.Copy && a.First <= copy.First && copy.First < a.End);
+                _faults.Add("straggler", step, owner?.Worker ?? "?",
                     $"slices {copy.First}..{copy.End - 1} copied to {copy.Worker}; the first result wins");
             }
             SendAll(copies, step);
