@@ -33,11 +33,15 @@ public static class NodeCommand
 
         """ + TrainingOptionsBinder.Help;
 
+    public const string ParentPidOption = "parent-pid";
+
     public static int Run(IReadOnlyList<string> argv, CancellationToken cancel)
     {
         var valued = TrainingOptionsBinder.Valued.Concat(NodeValued).ToHashSet();
-        var args = ParsedArguments.Parse("node", WithEnvironment(argv, valued, TrainingOptionsBinder.Switches), valued,
-            TrainingOptionsBinder.Switches);
+        var argvWithEnvironment = WithEnvironment(argv, valued, TrainingOptionsBinder.Switches);
+        // Hidden: the launcher's pid, so that simulate's nodes never outlive it (not taken from the environment).
+        valued.Add(ParentPidOption);
+        var args = ParsedArguments.Parse("node", argvWithEnvironment, valued, TrainingOptionsBinder.Switches);
         if (args.Flag("help"))
         {
             Console.WriteLine(Help);
@@ -82,7 +86,56 @@ public static class NodeCommand
             Seeds = seeds,
             Roles = Split(args.String("roles")) is { Count: > 0 } roles ? roles : ["worker"],
         };
-        return RunNode(settings, context, joinTimeout, cancel).GetAwaiter().GetResult();
+        var parentPid = args.Int(ParentPidOption, 0);
+        if (parentPid == 0)
+        {
+            return RunNode(settings, context, joinTimeout, cancel).GetAwaiter().GetResult();
+        }
+        using var parentGone = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        _ = WatchParent(parentPid, parentGone);
+        try
+        {
+            return RunNode(settings, context, joinTimeout, parentGone.Token).GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (!cancel.IsCancellationRequested && !IsRunning(parentPid))
+        {
+            Console.Error.WriteLine($"distbp: the launching process {parentPid} is gone; this node left the cluster.");
+            return 1;
+        }
+        finally
+        {
+            parentGone.Cancel();
+        }
+    }
+
+    /// <summary>Cancels <paramref name="gone"/> once process <paramref name="pid"/> no longer runs (polled every second).</summary>
+    private static Task WatchParent(int pid, CancellationTokenSource gone)
+    {
+        var token = gone.Token;
+        return Task.Run(async () =>
+        {
+            while (!token.IsCancellationRequested && IsRunning(pid))
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), CancellationToken.None);
+            }
+            if (!token.IsCancellationRequested)
+            {
+                gone.Cancel();
+            }
+        });
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     private static async Task<int> RunNode(ClusterNodeSettings settings, NodeContext context, TimeSpan joinTimeout,
@@ -92,6 +145,7 @@ public static class NodeCommand
         Console.WriteLine($"node {node.Address} started (config {context.ConfigHash})");
         if (!await node.WaitUntilUpAsync(joinTimeout, cancel))
         {
+            cancel.ThrowIfCancellationRequested();
             throw new DistbpInputException(
                 $"--seeds: could not join the cluster through {string.Join(", ", settings.Seeds)} within {joinTimeout.TotalSeconds:F0} s; check that a seed is running and reachable.");
         }
