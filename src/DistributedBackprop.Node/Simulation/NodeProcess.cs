@@ -66,6 +66,10 @@ public sealed partial class NodeProcess : IDisposable
         process.ErrorDataReceived += (_, e) => node.OnLine(e.Data, error: true);
         node._log.WriteLine($"$ {host} {string.Join(' ', start.ArgumentList)}");
         process.Start();
+        lock (node._log)
+        {
+            node._log.WriteLine($"# pid {process.Id}");
+        }
         process.StandardInput.Close();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
