@@ -31,6 +31,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly string[] _workerIds;
     private readonly Dictionary<Address, IActorRef> _caches = [];
     private readonly HashSet<Address> _members = [];
+    // Nodes whose configuration hash matched ours; only they count towards --min-nodes.
+    private readonly HashSet<string> _accepted = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, string> _placement = new(StringComparer.Ordinal);
 
     private TrainingSetup? _setup;
@@ -89,6 +91,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             _members.Remove(removed.Member.Address);
             _caches.Remove(removed.Member.Address);
+            _accepted.Remove(removed.Member.Address.ToString());
         });
         Receive<ActorIdentity>(identity =>
         {
@@ -117,6 +120,10 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             }
             Sender.Tell(new NodeVerdict(accepted, _runId, accepted ? "" :
                 $"this node was started with training options (hash {node.ConfigHash}) that differ from the coordinator's (hash {_context.ConfigHash}); start every node with the same options"));
+            if (accepted && _accepted.Add(node.Address))
+            {
+                OnMembersChanged();
+            }
         });
         Receive<TensorChunk>(chunk =>
         {
@@ -148,7 +155,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         Common();
         _onMembersChanged = () =>
         {
-            if (_caches.Count >= _context.Outputs.MinNodes)
+            // A refused node (other options) is a member with a cache, but must not start the job.
+            if (_caches.Keys.Count(a => _accepted.Contains(a.ToString())) >= _context.Outputs.MinNodes)
             {
                 _workers.Tell(Akka.Cluster.Sharding.GetCurrentRegions.Instance, Self);
             }

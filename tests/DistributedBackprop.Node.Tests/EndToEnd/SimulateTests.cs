@@ -93,7 +93,7 @@ public sealed partial class SimulateTests
     }
 
     [Fact]
-    public void Node_started_with_other_options_is_refused()
+    public void Node_started_with_other_options_is_refused_and_the_job_waits_for_a_matching_one()
     {
         using var temp = new TempFolder();
         var port = RunningDistbp.ClosedPort();
@@ -110,6 +110,15 @@ public sealed partial class SimulateTests
             Assert.StartsWith("distbp: ", last);
             Assert.Contains("differ from the coordinator's", last);
             Assert.Contains("same options", last);
+
+            // The refused node never counted towards --min-nodes: the job waits for a node that matches, then runs.
+            Assert.DoesNotContain("epoch ", first.Stdout);
+            var matching = Distbp.RunIn(temp.Path,
+                ["node", "--port", "0", "--seeds", seed, "--min-nodes", "2", "--lr", "0.1", .. SmallJob]);
+            Assert.True(matching.ExitCode == 0, matching.ToString());
+            var seedRun = first.WaitForExit(Deadline);
+            Assert.True(seedRun.ExitCode == 0, seedRun.ToString());
+            Assert.Single(seedRun.StdoutLines, l => l.StartsWith("weights_sha256 ", StringComparison.Ordinal));
         }
         finally
         {
