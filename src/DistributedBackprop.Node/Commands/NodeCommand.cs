@@ -141,7 +141,17 @@ public static class NodeCommand
     private static async Task<int> RunNode(ClusterNodeSettings settings, NodeContext context, TimeSpan joinTimeout,
         CancellationToken cancel)
     {
-        await using var node = await ClusterNode.StartAsync(settings, context, cancel);
+        ClusterNode started;
+        try
+        {
+            started = await ClusterNode.StartAsync(settings, context, cancel);
+        }
+        catch (Exception e) when (SocketErrorIn(e) is { } socket)
+        {
+            throw new DistbpInputException(
+                $"--port: cannot listen on {settings.Hostname}:{settings.Port} ({socket.Message}); pick another port, or 0 for any free one.");
+        }
+        await using var node = started;
         Console.WriteLine($"node {node.Address} started (config {context.ConfigHash})");
         if (!await node.WaitUntilUpAsync(joinTimeout, cancel))
         {
@@ -168,6 +178,15 @@ public static class NodeCommand
         }
         return outcome.ExitCode;
     }
+
+    /// <summary>The socket error somewhere inside the (deeply aggregated) exception Akka.Remote throws when it cannot bind.</summary>
+    private static System.Net.Sockets.SocketException? SocketErrorIn(Exception? e) => e switch
+    {
+        null => null,
+        System.Net.Sockets.SocketException socket => socket,
+        AggregateException aggregate => aggregate.InnerExceptions.Select(SocketErrorIn).FirstOrDefault(s => s is not null),
+        _ => SocketErrorIn(e.InnerException),
+    };
 
     private static List<string> Split(string? list) =>
         (list ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();

@@ -77,37 +77,47 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
     private async Task<int> StartAndWait(IReadOnlyList<string> outputs, CancellationToken cancel)
     {
         var (host, hostArguments) = SelfCommand();
-        var port = FreeLoopbackPort();
-        var seed = $"akka.tcp://distbp@127.0.0.1:{port}";
-        for (var k = 0; k < launch.Nodes; k++)
+        List<string> Arguments(int port, string seed) =>
+        [
+            "node", "--port", Text(port), "--seeds", seed, "--min-nodes", Text(launch.Nodes),
+            "--parent-pid", Text(Environment.ProcessId), .. outputs, .. launch.TrainingArguments,
+        ];
+
+        // The seed first, on a port that was free a moment ago; another process may take it in between, then again.
+        string seed;
+        for (var attempt = 1; ; attempt++)
         {
-            List<string> arguments =
-            [
-                "node", "--port", k == 0 ? port.ToString(System.Globalization.CultureInfo.InvariantCulture) : "0",
-                "--seeds", seed, "--min-nodes", launch.Nodes.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                "--parent-pid", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                .. outputs, .. launch.TrainingArguments,
-            ];
-            var node = NodeProcess.Start(k, host, hostArguments, arguments, launch.LogDir, output, errors);
+            var port = FreeLoopbackPort();
+            seed = $"akka.tcp://distbp@127.0.0.1:{port}";
+            var node = NodeProcess.Start(0, host, hostArguments, Arguments(port, seed), launch.LogDir, output, errors);
             _nodes.Add(node);
-            if (k == 0)
+            // The joiners find the seed listening at once (an early refused connection gates the address for 5 s).
+            var first = await Task.WhenAny(node.Started, node.Exited, Task.Delay(StartDeadline, cancel));
+            cancel.ThrowIfCancellationRequested();
+            if (first == node.Started)
             {
-                // The joiners find the seed listening at once (an early refused connection gates the address for 5 s).
-                var first = await Task.WhenAny(node.Started, node.Exited, Task.Delay(StartDeadline, cancel));
-                cancel.ThrowIfCancellationRequested();
-                if (first == node.Exited)
-                {
-                    return Failed(node);
-                }
-                if (first != node.Started)
-                {
-                    errors.WriteLine($"distbp: {node.Name} did not start within {StartDeadline.TotalSeconds:F0} s; see {node.LogPath}.");
-                    return 1;
-                }
+                break;
             }
+            if (first != node.Exited)
+            {
+                errors.WriteLine($"distbp: {node.Name} did not start within {StartDeadline.TotalSeconds:F0} s; see {node.LogPath}.");
+                return 1;
+            }
+            if (attempt == 3 || node.ExitCode != 2 || node.LastError?.StartsWith("--port:", StringComparison.Ordinal) != true)
+            {
+                return Failed(node);
+            }
+            _nodes.Remove(node);
+            node.Dispose();
+        }
+        for (var k = 1; k < launch.Nodes; k++)
+        {
+            _nodes.Add(NodeProcess.Start(k, host, hostArguments, Arguments(0, seed), launch.LogDir, output, errors));
         }
         return await WaitForAll(cancel);
     }
+
+    private static string Text(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>0 when every node exits 0; else the first non-zero exit code (the others are stopped at once).</summary>
     private async Task<int> WaitForAll(CancellationToken cancel)
@@ -143,11 +153,8 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
 
     private int Failed(NodeProcess node)
     {
-        foreach (var other in _nodes)
-        {
-            other.Quiet();
-        }
-        errors.WriteLine($"distbp: {node.Name} exited with code {node.ExitCode}; stopping the cluster (log: {node.LogPath}).");
+        var reason = node.LastError is { } error ? $": {error}" : "";
+        errors.WriteLine($"distbp: {node.Name} exited with code {node.ExitCode}{reason} (log: {node.LogPath}).");
         return node.ExitCode;
     }
 
@@ -157,10 +164,6 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
     /// </summary>
     private async Task StopAll()
     {
-        foreach (var node in _nodes)
-        {
-            node.Quiet();
-        }
         await Stop(_nodes.Skip(1).ToList());
         await Stop(_nodes.Take(1).ToList());
     }

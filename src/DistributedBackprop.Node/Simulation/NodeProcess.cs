@@ -14,7 +14,6 @@ public sealed partial class NodeProcess : IDisposable
     private readonly TextWriter _output;
     private readonly TextWriter _errors;
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private volatile bool _quiet;
     private bool _disposed;
 
     private NodeProcess(int index, Process process, string logPath, TextWriter output, TextWriter errors)
@@ -37,6 +36,9 @@ public sealed partial class NodeProcess : IDisposable
 
     /// <summary>Completes once the process has exited and all of its output has been read.</summary>
     public Task Exited { get; private set; } = Task.CompletedTask;
+
+    /// <summary>The node's last "distbp: ..." line on standard error (its error message), if any.</summary>
+    public string? LastError { get; private set; }
 
     public bool HasExited => _process.HasExited;
     public int ExitCode => _process.ExitCode;
@@ -77,9 +79,6 @@ public sealed partial class NodeProcess : IDisposable
         return node;
     }
 
-    /// <summary>From now on relay nothing but what the log file gets (the launcher is stopping the cluster).</summary>
-    public void Quiet() => _quiet = true;
-
     private void OnLine(string? line, bool error)
     {
         if (line is null)
@@ -102,9 +101,10 @@ public sealed partial class NodeProcess : IDisposable
         {
             _errors.WriteLine(line);
         }
-        else if (error && line.StartsWith("distbp: ", StringComparison.Ordinal) && !_quiet)
+        else if (error && line.StartsWith("distbp: ", StringComparison.Ordinal))
         {
-            _errors.WriteLine($"distbp: {Name}: {line["distbp: ".Length..]}");
+            // Not relayed: the launcher reports the first failing node's error once, with its name.
+            LastError = line["distbp: ".Length..];
         }
         else if (!error && (line.StartsWith("epoch ", StringComparison.Ordinal)
                             || line.StartsWith("test accuracy ", StringComparison.Ordinal)))
