@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using DistributedBackprop.Core;
 using DistributedBackprop.Node.Commands;
 
@@ -13,6 +14,7 @@ public static class Program
 
         commands:
           train     train in one process (the main job)
+          simulate  run a cluster of N local node processes on loopback: distbp simulate --nodes N [training options]
           node      run one cluster node (docker-compose, Kubernetes, simulate)
           eval      evaluate a saved model: distbp eval --model FILE [--data PATH]
 
@@ -27,6 +29,15 @@ public static class Program
             e.Cancel = true;
             cancel.Cancel();
         };
+        // SIGTERM (docker stop, kubectl delete, simulate stopping its nodes) takes the same path as Ctrl-C: the node
+        // leaves the cluster through CoordinatedShutdown and the process exits, instead of dying or hanging.
+        var terminated = false;
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            terminated = true;
+            cancel.Cancel();
+        });
         try
         {
             if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
@@ -34,7 +45,7 @@ public static class Program
                 Console.WriteLine(Usage);
                 if (args.Length == 0)
                 {
-                    throw new DistbpInputException("no command given; use train or eval (distbp --help).");
+                    throw new DistbpInputException("no command given; use train, simulate, node or eval (distbp --help).");
                 }
                 return 0;
             }
@@ -44,7 +55,8 @@ public static class Program
                 "train" => TrainCommand.Run(rest, cancel.Token),
                 "eval" => EvalCommand.Run(rest),
                 "node" => NodeCommand.Run(rest, cancel.Token),
-                _ => throw new DistbpInputException($"unknown command '{args[0]}'; use train or eval (distbp --help)."),
+                "simulate" => SimulateCommand.Run(rest, cancel.Token),
+                _ => throw new DistbpInputException($"unknown command '{args[0]}'; use train, simulate, node or eval (distbp --help)."),
             };
         }
         catch (DistbpInputException e)
@@ -55,8 +67,8 @@ public static class Program
         }
         catch (OperationCanceledException)
         {
-            Console.Error.WriteLine("distbp: interrupted.");
-            return 130;
+            Console.Error.WriteLine(terminated ? "distbp: terminated." : "distbp: interrupted.");
+            return terminated ? 143 : 130;
         }
         catch (Exception e)
         {

@@ -34,6 +34,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly Dictionary<Address, IActorRef> _caches = [];
     private readonly HashSet<Address> _members = [];
     private readonly HashSet<Address> _unreachable = [];
+    // Nodes whose configuration hash matched ours; only they count towards --min-nodes.
+    private readonly HashSet<string> _accepted = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, string> _placement = new(StringComparer.Ordinal);
     private readonly WorkAssignment _work;
     private readonly FaultLog _faults = new();
@@ -119,6 +121,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             _members.Remove(removed.Member.Address);
             _caches.Remove(removed.Member.Address);
             _unreachable.Remove(removed.Member.Address);
+            _accepted.Remove(removed.Member.Address.ToString());
             // Sharding re-homes the lost node's workers; the first message starts them on a live node.
             foreach (var worker in _workerIds.Where(_work.IsDead))
             {
@@ -164,6 +167,10 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             }
             Sender.Tell(new NodeVerdict(accepted, _runId, accepted ? "" :
                 $"this node was started with training options (hash {node.ConfigHash}) that differ from the coordinator's (hash {_context.ConfigHash}); start every node with the same options"));
+            if (accepted && _accepted.Add(node.Address))
+            {
+                _onMembersChanged?.Invoke();
+            }
         });
         Receive<TensorChunk>(chunk =>
         {
@@ -218,7 +225,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         Common();
         _onMembersChanged = () =>
         {
-            if (_caches.Count >= _context.Outputs.MinNodes)
+            // A refused node (other options) is a member with a cache, but must not start the job.
+            if (_caches.Keys.Count(a => _accepted.Contains(a.ToString())) >= _context.Outputs.MinNodes)
             {
                 _workers.Tell(GetCurrentRegions.Instance, Self);
             }

@@ -34,11 +34,15 @@ public static class NodeCommand
 
         """ + TrainingOptionsBinder.Help;
 
+    public const string ParentPidOption = "parent-pid";
+
     public static int Run(IReadOnlyList<string> argv, CancellationToken cancel)
     {
         var valued = TrainingOptionsBinder.Valued.Concat(NodeValued).ToHashSet();
-        var args = ParsedArguments.Parse("node", WithEnvironment(argv, valued, TrainingOptionsBinder.Switches), valued,
-            TrainingOptionsBinder.Switches);
+        var argvWithEnvironment = WithEnvironment(argv, valued, TrainingOptionsBinder.Switches);
+        // Hidden: the launcher's pid, so that simulate's nodes never outlive it (not taken from the environment).
+        valued.Add(ParentPidOption);
+        var args = ParsedArguments.Parse("node", argvWithEnvironment, valued, TrainingOptionsBinder.Switches);
         if (args.Flag("help"))
         {
             Console.WriteLine(Help);
@@ -84,16 +88,76 @@ public static class NodeCommand
             Roles = Split(args.String("roles")) is { Count: > 0 } roles ? roles : ["worker"],
             LogLevel = args.String("log-level")?.ToUpperInvariant() ?? "WARNING",
         };
-        return RunNode(settings, context, joinTimeout, cancel).GetAwaiter().GetResult();
+        var parentPid = args.Int(ParentPidOption, 0);
+        if (parentPid == 0)
+        {
+            return RunNode(settings, context, joinTimeout, cancel).GetAwaiter().GetResult();
+        }
+        using var parentGone = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        _ = WatchParent(parentPid, parentGone);
+        try
+        {
+            return RunNode(settings, context, joinTimeout, parentGone.Token).GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (!cancel.IsCancellationRequested && !IsRunning(parentPid))
+        {
+            Console.Error.WriteLine($"distbp: the launching process {parentPid} is gone; this node left the cluster.");
+            return 1;
+        }
+        finally
+        {
+            parentGone.Cancel();
+        }
+    }
+
+    /// <summary>Cancels <paramref name="gone"/> once process <paramref name="pid"/> no longer runs (polled every second).</summary>
+    private static Task WatchParent(int pid, CancellationTokenSource gone)
+    {
+        var token = gone.Token;
+        return Task.Run(async () =>
+        {
+            while (!token.IsCancellationRequested && IsRunning(pid))
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), CancellationToken.None);
+            }
+            if (!token.IsCancellationRequested)
+            {
+                gone.Cancel();
+            }
+        });
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     private static async Task<int> RunNode(ClusterNodeSettings settings, NodeContext context, TimeSpan joinTimeout,
         CancellationToken cancel)
     {
-        await using var node = await ClusterNode.StartAsync(settings, context, cancel);
+        ClusterNode started;
+        try
+        {
+            started = await ClusterNode.StartAsync(settings, context, cancel);
+        }
+        catch (Exception e) when (SocketErrorIn(e) is { } socket)
+        {
+            throw new DistbpInputException(
+                $"--port: cannot listen on {settings.Hostname}:{settings.Port} ({socket.Message}); pick another port, or 0 for any free one.");
+        }
+        await using var node = started;
         Console.WriteLine($"node {node.Address} started (config {context.ConfigHash})");
         if (!await node.WaitUntilUpAsync(joinTimeout, cancel))
         {
+            cancel.ThrowIfCancellationRequested();
             throw new DistbpInputException(
                 $"--seeds: could not join the cluster through {string.Join(", ", settings.Seeds)} within {joinTimeout.TotalSeconds:F0} s; check that a seed is running and reachable.");
         }
@@ -116,6 +180,15 @@ public static class NodeCommand
         }
         return outcome.ExitCode;
     }
+
+    /// <summary>The socket error somewhere inside the (deeply aggregated) exception Akka.Remote throws when it cannot bind.</summary>
+    private static System.Net.Sockets.SocketException? SocketErrorIn(Exception? e) => e switch
+    {
+        null => null,
+        System.Net.Sockets.SocketException socket => socket,
+        AggregateException aggregate => aggregate.InnerExceptions.Select(SocketErrorIn).FirstOrDefault(s => s is not null),
+        _ => SocketErrorIn(e.InnerException),
+    };
 
     private static List<string> Split(string? list) =>
         (list ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();

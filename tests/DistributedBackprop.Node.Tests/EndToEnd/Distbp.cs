@@ -59,7 +59,7 @@ public static class Distbp
     }
 
     /// <summary>The dotnet host running this test (testhost runs under it), else DOTNET_HOST_PATH, else PATH's.</summary>
-    private static string DotnetHost()
+    public static string DotnetHost()
     {
         var self = Environment.ProcessPath;
         if (self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet")
