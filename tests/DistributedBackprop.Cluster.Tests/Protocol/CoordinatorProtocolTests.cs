@@ -39,6 +39,9 @@ public sealed class CoordinatorProtocolTests : TestKit
         var cache = CreateTestProbe("cache");
         Sys.ActorOf(Props.Create(() => new ForwardTo(cache.Ref)), "weights-cache");
         var coordinator = Sys.ActorOf(Props.Create(() => new TrainingCoordinator(context, region.Ref)), "coordinator");
+        // What the node agent does on every node: only nodes with matching options count towards --min-nodes.
+        coordinator.Tell(new RegisterNode(SelfAddress.ToString(), context.ConfigHash), TestActor);
+        ExpectMsg<NodeVerdict>(v => v.Accepted, Patience);
 
         // Phase 1: once this node's cache is known, it asks for the regions and starts only when enough exist.
         region.ExpectMsg<GetCurrentRegions>(Patience);
