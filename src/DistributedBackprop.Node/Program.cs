@@ -15,6 +15,7 @@ public static class Program
           train     train in one process (the main job)
           node      run one cluster node (docker-compose, Kubernetes, simulate)
           eval      evaluate a saved model: distbp eval --model FILE [--data PATH]
+          probe     GET a node's health or metrics endpoint: distbp probe [URL] (exit 0 when 2xx)
 
         distbp <command> --help lists a command's options.
         """;
@@ -44,6 +45,7 @@ public static class Program
                 "train" => TrainCommand.Run(rest, cancel.Token),
                 "eval" => EvalCommand.Run(rest),
                 "node" => NodeCommand.Run(rest, cancel.Token),
+                "probe" => ProbeCommand.Run(rest),
                 _ => throw new DistbpInputException($"unknown command '{args[0]}'; use train or eval (distbp --help)."),
             };
         }

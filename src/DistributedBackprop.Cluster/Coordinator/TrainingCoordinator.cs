@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using DistributedBackprop.Cluster.Telemetry;
 using DistributedBackprop.Cluster.Wire;
 using DistributedBackprop.Core.Checkpoints;
 using DistributedBackprop.Core.Data;
@@ -89,6 +90,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             _members.Remove(removed.Member.Address);
             _caches.Remove(removed.Member.Address);
+            PublishWorkersAlive();
         });
         Receive<ActorIdentity>(identity =>
         {
@@ -132,8 +134,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                 SendWeights(Sender, _current);
             }
         });
-        Receive<WorkFailed>(failed => Fail($"worker {failed.WorkerId} failed at step {failed.Step}: {failed.Reason}"));
-        Receive<Deadline>(deadline => Fail(
+        Receive<WorkFailed>(failed => FaultDetected($"worker {failed.WorkerId} failed at step {failed.Step}: {failed.Reason}"));
+        Receive<Deadline>(deadline => FaultDetected(
             $"no complete result for {deadline.Phase} {deadline.Step} within {StepDeadline.TotalSeconds:F0} s; the workers are gone or stuck"));
     }
 
@@ -197,6 +199,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                 }
                 else
                 {
+                    PublishWorkersAlive();
                     StartStatistics();
                 }
             });
@@ -293,6 +296,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         if (!IsLocal(Sender))
         {
             _bytesSent += 4L * result.Sum.Length;
+            TrainingMetrics.BytesSent.Add(4L * result.Sum.Length);
         }
         _stepCompute = Math.Max(_stepCompute, result.ComputeSeconds);
         if (_reducer.IsComplete)
@@ -316,6 +320,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _coordinatorSeconds += apply;
         _stepsRun++;
         _lastLoss = report.Loss;
+        TrainingMetrics.RecordStep(wall, _stepsRun * setup.Options.Batch / _trainSeconds, report.Loss, report.GradientNorm,
+            report.Clipped);
 
         var observer = _context.Observer;
         if (report.Warning is not null)
@@ -435,6 +441,17 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         });
     }
 
+    /// <summary>A worker failure or a missed deadline: counted, then (until re-assignment lands) the job fails.</summary>
+    private void FaultDetected(string message)
+    {
+        TrainingMetrics.FaultsHandled.Add(1);
+        Fail(message);
+    }
+
+    /// <summary>Workers whose node is still a member, for the workers-alive gauge.</summary>
+    private void PublishWorkersAlive() =>
+        TrainingMetrics.SetWorkersAlive(_placement.Values.Count(node => _members.Any(m => m.ToString() == node)));
+
     private void Fail(string message)
     {
         _log.Error("training failed: {0}", message);
@@ -481,6 +498,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         if (!IsLocal(cache))
         {
             _bytesSent += 4L * (weights.Parameters.Length + weights.Buffers.Length);
+            TrainingMetrics.BytesSent.Add(4L * (weights.Parameters.Length + weights.Buffers.Length));
         }
         _transport.Send(cache, weights, Self);
     }

@@ -1,7 +1,12 @@
 using Akka.Actor;
 using Akka.Cluster.Hosting;
+using System.Security.Cryptography.X509Certificates;
 using Akka.Cluster.Sharding;
+using Akka.Discovery.Config.Hosting;
+using Akka.Discovery.KubernetesApi;
 using Akka.Hosting;
+using Akka.Management;
+using Akka.Management.Cluster.Bootstrap;
 using Akka.Remote.Hosting;
 using DistributedBackprop.Cluster.Coordinator;
 using DistributedBackprop.Cluster.Wire;
@@ -10,6 +15,17 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 namespace DistributedBackprop.Cluster.Hosting;
+
+/// <summary>How a node finds the cluster: listed seeds (none: found a cluster), or Akka.Management cluster bootstrap.</summary>
+public enum Discovery
+{
+    /// <summary>Join <see cref="ClusterNodeSettings.Seeds"/>; with none, this node founds the cluster.</summary>
+    Seeds,
+    /// <summary>Cluster bootstrap with contact points listed in configuration (<see cref="ClusterNodeSettings.ContactEndpoints"/>).</summary>
+    Config,
+    /// <summary>Cluster bootstrap with contact points from the Kubernetes API (pods matching the label selector).</summary>
+    Kubernetes,
+}
 
 /// <summary>Where a node listens and whom it joins. No seeds: the node founds a cluster of its own.</summary>
 public sealed record ClusterNodeSettings
@@ -24,6 +40,29 @@ public sealed record ClusterNodeSettings
     /// <summary>Shards of the worker region; fixed for the cluster's life (about 10 per node at most).</summary>
     public int MaxShards { get; init; } = 100;
     public string LogLevel { get; init; } = "WARNING";
+
+    public Discovery Discovery { get; init; } = Discovery.Seeds;
+    /// <summary>Akka.Management's HTTP port (cluster bootstrap probes each contact point there).</summary>
+    public int ManagementPort { get; init; } = 8558;
+    /// <summary>The service bootstrap looks up; with Kubernetes it fills the label selector's {0}.</summary>
+    public string ServiceName { get; init; } = "distbp";
+    /// <summary>Contact points bootstrap waits for before the lowest-addressed one founds the cluster.</summary>
+    public int RequiredContactPoints { get; init; } = 1;
+    /// <summary>Config discovery: the management endpoints (host:port) of all the nodes.</summary>
+    public IReadOnlyList<string> ContactEndpoints { get; init; } = [];
+    /// <summary>Kubernetes discovery: the pod label selector; {0} is the service name.</summary>
+    public string PodLabelSelector { get; init; } = "app={0}";
+    /// <summary>A PKCS#12 file: when set, Akka remoting runs over TLS with this certificate (every node needs one the
+    /// others trust).</summary>
+    public string? TlsCertificatePath { get; init; }
+    public string? TlsCertificatePassword { get; init; }
+}
+
+/// <summary>The tags of the two Akka.Hosting health checks every node registers (liveness and readiness probes).</summary>
+public static class HealthTags
+{
+    public const string Live = "live";
+    public const string Ready = "ready";
 }
 
 /// <summary>
@@ -46,15 +85,17 @@ public sealed class ClusterNode : IAsyncDisposable
     public Address Address => Akka.Cluster.Cluster.Get(System).SelfAddress;
     public Task<JobOutcome> Finished => Context.Finished.Task;
 
+    /// <param name="configureHost">adds to the node's host (the node command's health and metrics endpoints).</param>
     public static async Task<ClusterNode> StartAsync(ClusterNodeSettings settings, NodeContext context,
-        CancellationToken cancel = default)
+        CancellationToken cancel = default, Action<IHostBuilder>? configureHost = null)
     {
-        var host = new HostBuilder()
-            .ConfigureServices(services => services.AddAkka(settings.SystemName, builder => Configure(builder, settings, context)))
-            .Build();
+        var hostBuilder = new HostBuilder()
+            .ConfigureServices(services => services.AddAkka(settings.SystemName, builder => Configure(builder, settings, context)));
+        configureHost?.Invoke(hostBuilder);
+        var host = hostBuilder.Build();
         await host.StartAsync(cancel);
         var node = new ClusterNode(host, context);
-        if (settings.Seeds.Count == 0)
+        if (settings.Discovery == Discovery.Seeds && settings.Seeds.Count == 0)
         {
             var cluster = Akka.Cluster.Cluster.Get(node.System);
             await cluster.JoinAsync(cluster.SelfAddress, cancel);
@@ -64,6 +105,25 @@ public sealed class ClusterNode : IAsyncDisposable
 
     private static void Configure(AkkaConfigurationBuilder builder, ClusterNodeSettings settings, NodeContext context)
     {
+        var remote = new RemoteOptions
+        {
+            HostName = settings.Hostname,
+            Port = settings.Port,
+            PublicHostName = settings.PublicHostname,
+            MaxFrameSize = RemotingSettings.FrameBytes,
+            SendBufferSize = RemotingSettings.FrameBytes,
+            ReceiveBufferSize = RemotingSettings.FrameBytes,
+        };
+        if (settings.TlsCertificatePath is { } certificate)
+        {
+            // Every association is TLS, validated against the trust store: a node without a trusted certificate is refused.
+            remote.EnableSsl = true;
+            remote.Ssl = new SslOptions
+            {
+                X509Certificate = X509CertificateLoader.LoadPkcs12FromFile(certificate, settings.TlsCertificatePassword),
+                SuppressValidation = false,
+            };
+        }
         builder
             .AddHocon($$"""
                 akka.loglevel = {{settings.LogLevel}}
@@ -73,21 +133,15 @@ public sealed class ClusterNode : IAsyncDisposable
                 akka.cluster.sharding.distributed-data.durable.keys = []
                 akka.coordinated-shutdown.exit-clr = off
                 """, HoconAddMode.Prepend)
-            .WithRemoting(new RemoteOptions
-            {
-                HostName = settings.Hostname,
-                Port = settings.Port,
-                PublicHostName = settings.PublicHostname,
-                MaxFrameSize = RemotingSettings.FrameBytes,
-                SendBufferSize = RemotingSettings.FrameBytes,
-                ReceiveBufferSize = RemotingSettings.FrameBytes,
-            })
+            .WithRemoting(remote)
             .WithWireRemotingSettings()
             .WithClustering(new ClusterOptions
             {
                 SeedNodes = settings.Seeds.ToArray(),
                 Roles = settings.Roles.ToArray(),
             })
+            .WithActorSystemLivenessCheck(tags: [HealthTags.Live])
+            .WithAkkaClusterReadinessCheck(tags: [HealthTags.Ready])
             .WithWireSerializer()
             .WithActors((system, registry) =>
             {
@@ -114,6 +168,54 @@ public sealed class ClusterNode : IAsyncDisposable
                 system.ActorOf(Props.Create(() => new NodeAgent(context, registry.Get<CoordinatorSingleton>())),
                     "node-agent");
             });
+        if (settings.Discovery != Discovery.Seeds)
+        {
+            ConfigureBootstrap(builder, settings);
+        }
+    }
+
+    /// <summary>
+    /// Akka.Management on the node's own address plus cluster bootstrap: each node probes the discovered contact points'
+    /// management endpoints; once RequiredContactPoints are seen and stable, the lowest address founds the cluster and
+    /// the others join it (AKKA-NOTES, Kubernetes).
+    /// </summary>
+    private static void ConfigureBootstrap(AkkaConfigurationBuilder builder, ClusterNodeSettings settings)
+    {
+        var advertised = settings.PublicHostname ?? settings.Hostname;
+        builder
+            .WithAkkaManagement(new AkkaManagementOptions
+            {
+                HostName = advertised,
+                Port = settings.ManagementPort,
+                BindHostName = settings.Hostname,
+                BindPort = settings.ManagementPort,
+            })
+            .WithClusterBootstrap(options =>
+            {
+                options.NewClusterEnabled = true;
+                var discovery = options.ContactPointDiscovery;
+                discovery.ServiceName = settings.ServiceName;
+                if (settings.Discovery == Discovery.Kubernetes)
+                {
+                    discovery.PortName = "management";
+                }
+                discovery.RequiredContactPointsNr = settings.RequiredContactPoints;
+                discovery.ContactWithAllContactPoints = true;
+                discovery.StableMargin = TimeSpan.FromSeconds(3);
+                discovery.Interval = TimeSpan.FromSeconds(1);
+                options.ContactPoint.FallbackPort = settings.ManagementPort;
+            }, autoStart: true);
+        if (settings.Discovery == Discovery.Kubernetes)
+        {
+            builder.WithKubernetesDiscovery(new KubernetesDiscoveryOptions { PodLabelSelector = settings.PodLabelSelector });
+        }
+        else
+        {
+            builder.WithConfigDiscovery(new ConfigServiceDiscoveryOptions
+            {
+                Services = [new Service { Name = settings.ServiceName, Endpoints = settings.ContactEndpoints.ToArray() }],
+            });
+        }
     }
 
     /// <summary>True once this node is an Up member; false when that did not happen within the timeout.</summary>
