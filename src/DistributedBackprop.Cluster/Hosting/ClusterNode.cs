@@ -1,11 +1,10 @@
+using System.Security.Cryptography.X509Certificates;
 using Akka.Actor;
 using Akka.Cluster.Hosting;
-using System.Security.Cryptography.X509Certificates;
 using Akka.Cluster.Sharding;
 using Akka.Discovery.Config.Hosting;
 using Akka.Discovery.KubernetesApi;
 using Akka.Hosting;
-using Akka.Management;
 using Akka.Management.Cluster.Bootstrap;
 using Akka.Remote.Hosting;
 using DistributedBackprop.Cluster.Coordinator;
@@ -95,7 +94,16 @@ public sealed class ClusterNode : IAsyncDisposable
         var host = hostBuilder.Build();
         await host.StartAsync(cancel);
         var node = new ClusterNode(host, context);
-        if (settings.Discovery == Discovery.Seeds && settings.Seeds.Count == 0)
+        if (settings.Discovery != Discovery.Seeds)
+        {
+            // Routes() is how Akka.Management hands bootstrap its own base URI (the self contact point); the routes it
+            // returns are served by Kestrel instead (BootstrapContactPoint).
+            var bootstrap = ClusterBootstrap.Get(node.System);
+            _ = bootstrap.Routes(Akka.Management.Dsl.ManagementRouteProviderSettings.Create(
+                new Uri($"http://{settings.PublicHostname ?? settings.Hostname}:{settings.ManagementPort}"), true));
+            await bootstrap.Start();
+        }
+        else if (settings.Seeds.Count == 0)
         {
             var cluster = Akka.Cluster.Cluster.Get(node.System);
             await cluster.JoinAsync(cluster.SelfAddress, cancel);
@@ -175,36 +183,31 @@ public sealed class ClusterNode : IAsyncDisposable
     }
 
     /// <summary>
-    /// Akka.Management on the node's own address plus cluster bootstrap: each node probes the discovered contact points'
-    /// management endpoints; once RequiredContactPoints are seen and stable, the lowest address founds the cluster and
-    /// the others join it (AKKA-NOTES, Kubernetes).
+    /// Cluster bootstrap (Akka.Management): each node asks the discovered contact points for their seed nodes at
+    /// /bootstrap/seed-nodes on the management port; once RequiredContactPoints are seen and stable, the lowest address
+    /// founds the cluster and the others join it (AKKA-NOTES, Kubernetes). Akka.Management's own HTTP server does not
+    /// start here (it needs Ceen.Httpd 0.9.9; only 0.9.10, with another ListenAsync signature, restores), so the node
+    /// command serves that route on Kestrel (<see cref="BootstrapContactPoint"/>) and <see cref="StartAsync"/> starts
+    /// bootstrap with that self contact point.
     /// </summary>
     private static void ConfigureBootstrap(AkkaConfigurationBuilder builder, ClusterNodeSettings settings)
     {
-        var advertised = settings.PublicHostname ?? settings.Hostname;
-        builder
-            .WithAkkaManagement(new AkkaManagementOptions
+        builder.WithClusterBootstrap(options =>
+        {
+            options.NewClusterEnabled = true;
+            var discovery = options.ContactPointDiscovery;
+            discovery.ServiceName = settings.ServiceName;
+            discovery.DiscoveryMethod = settings.Discovery == Discovery.Kubernetes ? "kubernetes-api" : "config";
+            if (settings.Discovery == Discovery.Kubernetes)
             {
-                HostName = advertised,
-                Port = settings.ManagementPort,
-                BindHostName = settings.Hostname,
-                BindPort = settings.ManagementPort,
-            })
-            .WithClusterBootstrap(options =>
-            {
-                options.NewClusterEnabled = true;
-                var discovery = options.ContactPointDiscovery;
-                discovery.ServiceName = settings.ServiceName;
-                if (settings.Discovery == Discovery.Kubernetes)
-                {
-                    discovery.PortName = "management";
-                }
-                discovery.RequiredContactPointsNr = settings.RequiredContactPoints;
-                discovery.ContactWithAllContactPoints = true;
-                discovery.StableMargin = TimeSpan.FromSeconds(3);
-                discovery.Interval = TimeSpan.FromSeconds(1);
-                options.ContactPoint.FallbackPort = settings.ManagementPort;
-            }, autoStart: true);
+                discovery.PortName = "management";
+            }
+            discovery.RequiredContactPointsNr = settings.RequiredContactPoints;
+            discovery.ContactWithAllContactPoints = true;
+            discovery.StableMargin = TimeSpan.FromSeconds(3);
+            discovery.Interval = TimeSpan.FromSeconds(1);
+            options.ContactPoint.FallbackPort = settings.ManagementPort;
+        }, autoStart: false);
         if (settings.Discovery == Discovery.Kubernetes)
         {
             builder.WithKubernetesDiscovery(new KubernetesDiscoveryOptions { PodLabelSelector = settings.PodLabelSelector });

@@ -47,6 +47,11 @@ public static class TrainingMetrics
             description: "worker entities hosted on this node");
     }
 
+    /// <summary>Creates the instruments (the static constructor) so a listener sees them before the first step.</summary>
+    public static void EnsureCreated()
+    {
+    }
+
     /// <summary>Called by the coordinator once per applied (or skipped) step.</summary>
     public static void RecordStep(double wallSeconds, double samplesPerSecond, double loss, double gradientNorm, bool clipped)
     {

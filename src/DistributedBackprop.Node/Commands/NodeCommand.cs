@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using DistributedBackprop.Cluster;
 using DistributedBackprop.Cluster.Hosting;
 using DistributedBackprop.Core;
@@ -5,7 +6,6 @@ using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Training;
 using DistributedBackprop.Node.Cli;
 using DistributedBackprop.Node.Http;
-using System.Runtime.InteropServices;
 
 namespace DistributedBackprop.Node.Commands;
 
@@ -147,8 +147,11 @@ public static class NodeCommand
             terminated.Cancel();
         });
         using var metrics = new PrometheusExposition();
+        int? managementPort = settings.Discovery == Discovery.Seeds ? null : settings.ManagementPort;
         await using var node = await ClusterNode.StartAsync(settings, context, cancel,
-            httpPort is { } p ? host => NodeHttpEndpoints.AddTo(host, httpHostname, p, metrics) : null);
+            httpPort is not null || managementPort is not null
+                ? host => NodeHttpEndpoints.AddTo(host, httpHostname, httpPort, settings.Hostname, managementPort, metrics)
+                : null);
         Console.WriteLine($"node {node.Address} started (config {context.ConfigHash})");
         try
         {

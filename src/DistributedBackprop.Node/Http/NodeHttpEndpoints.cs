@@ -20,13 +20,20 @@ public static class NodeHttpEndpoints
     public const string ReadyPath = "/healthz/ready";
     public const string MetricsPath = "/metrics";
 
-    public static void AddTo(IHostBuilder host, string bindAddress, int port, PrometheusExposition metrics) =>
+    /// <param name="port">health and metrics; null: not served.</param>
+    /// <param name="managementPort">cluster bootstrap's contact point (GET /bootstrap/seed-nodes); null: not served.</param>
+    public static void AddTo(IHostBuilder host, string bindAddress, int? port, string managementAddress,
+        int? managementPort, PrometheusExposition metrics) =>
         host.ConfigureWebHost(web => web
             .UseKestrel(kestrel =>
             {
-                foreach (var address in Addresses(bindAddress))
+                foreach (var address in port is null ? [] : Addresses(bindAddress))
                 {
-                    kestrel.Listen(address, port);
+                    kestrel.Listen(address, port!.Value);
+                }
+                foreach (var address in managementPort is null ? [] : Addresses(managementAddress))
+                {
+                    kestrel.Listen(address, managementPort!.Value);
                 }
             })
             .ConfigureServices(services =>
@@ -39,9 +46,21 @@ public static class NodeHttpEndpoints
                 app.UseRouting();
                 app.UseEndpoints(endpoints =>
                 {
-                    endpoints.MapHealthChecks(LivePath, new HealthCheckOptions { Predicate = c => c.Tags.Contains(HealthTags.Live) });
-                    endpoints.MapHealthChecks(ReadyPath, new HealthCheckOptions { Predicate = c => c.Tags.Contains(HealthTags.Ready) });
-                    endpoints.MapGet(MetricsPath, () => Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"));
+                    if (port is { } p)
+                    {
+                        var host = $"*:{p}";
+                        endpoints.MapHealthChecks(LivePath, new HealthCheckOptions { Predicate = c => c.Tags.Contains(HealthTags.Live) })
+                            .RequireHost(host);
+                        endpoints.MapHealthChecks(ReadyPath, new HealthCheckOptions { Predicate = c => c.Tags.Contains(HealthTags.Ready) })
+                            .RequireHost(host);
+                        endpoints.MapGet(MetricsPath, () => Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"))
+                            .RequireHost(host);
+                    }
+                    if (managementPort is { } m)
+                    {
+                        endpoints.MapGet(BootstrapContactPoint.SeedNodesPath, (Akka.Actor.ActorSystem system) =>
+                            Results.Text(BootstrapContactPoint.SeedNodesJson(system), "application/json")).RequireHost($"*:{m}");
+                    }
                 });
             }));
 

@@ -43,6 +43,7 @@ public sealed class PrometheusExposition : IDisposable
         _listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => Record(instrument, value));
         _listener.SetMeasurementEventCallback<int>((instrument, value, _, _) => Record(instrument, value));
         _listener.Start();
+        TrainingMetrics.EnsureCreated();
     }
 
     private void Record(Instrument instrument, double value)
