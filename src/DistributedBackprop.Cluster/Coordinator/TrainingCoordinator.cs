@@ -33,6 +33,9 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly Dictionary<Address, IActorRef> _caches = [];
     private readonly HashSet<Address> _members = [];
     private readonly SortedDictionary<string, string> _placement = new(StringComparer.Ordinal);
+    // The current phase's work orders, so the orders of a worker whose node left can be sent again (sharding re-homes
+    // the entity on a live node; the duplicate results that may follow are dropped).
+    private readonly List<(string Worker, IWireMessage Order)> _inFlight = [];
 
     private TrainingSetup? _setup;
     private TrainingState? _state;
@@ -90,6 +93,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             _members.Remove(removed.Member.Address);
             _caches.Remove(removed.Member.Address);
+            ResendWorkOf(removed.Member.Address);
             PublishWorkersAlive();
         });
         Receive<ActorIdentity>(identity =>
@@ -134,6 +138,9 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                 SendWeights(Sender, _current);
             }
         });
+        // A re-sent order can reach a worker after its step is done; its failure (weights version gone) is stale.
+        Receive<WorkFailed>(failed => _state is not null && failed.Step >= 0 && failed.Step < _state.Step, failed =>
+            _log.Debug("dropped a stale failure of {0} for step {1}", failed.WorkerId, failed.Step));
         Receive<WorkFailed>(failed => FaultDetected($"worker {failed.WorkerId} failed at step {failed.Step}: {failed.Reason}"));
         Receive<Deadline>(deadline => FaultDetected(
             $"no complete result for {deadline.Phase} {deadline.Step} within {StepDeadline.TotalSeconds:F0} s; the workers are gone or stuck"));
@@ -217,9 +224,10 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var chunks = (train.Count + chunkRows - 1) / chunkRows;
         var partials = new FeatureStatistics?[chunks];
         var received = 0;
+        _inFlight.Clear();
         foreach (var (worker, first, count) in Assign(chunks))
         {
-            _workers.Tell(new ComputeStatistics(worker, _runId, first, count, chunkRows), Self);
+            SendWork(worker, new ComputeStatistics(worker, _runId, first, count, chunkRows));
         }
         Timers.StartSingleTimer("deadline", new Deadline(0, "feature statistics"), StepDeadline);
         Become(() =>
@@ -265,9 +273,10 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var step = state.Step;
         _stepClock.Restart();
         _stepCompute = 0;
+        _inFlight.Clear();
         foreach (var (worker, first, count) in Assign(setup.Options.Slices))
         {
-            _workers.Tell(new ComputeSlices(worker, _runId, step, _current!.Version, first, count), Self);
+            SendWork(worker, new ComputeSlices(worker, _runId, step, _current!.Version, first, count));
         }
         Timers.StartSingleTimer("deadline", new Deadline(step, "step"), StepDeadline);
         Become(() =>
@@ -293,6 +302,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             _log.Debug("dropped a duplicate or malformed result for step {0} from {1}", result.Step, result.WorkerId);
             return;
         }
+        _placement[result.WorkerId] = NodeOf(Sender);
         if (!IsLocal(Sender))
         {
             _bytesSent += 4L * result.Sum.Length;
@@ -362,9 +372,10 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var done = new bool[chunks];
         var received = 0;
         var version = _current!.Version;
+        _inFlight.Clear();
         foreach (var (worker, first, count) in Assign(chunks))
         {
-            _workers.Tell(new EvaluateChunks(worker, _runId, version, first, count), Self);
+            SendWork(worker, new EvaluateChunks(worker, _runId, version, first, count));
         }
         Timers.StartSingleTimer("deadline", new Deadline(_state!.Step, "evaluation after step"), StepDeadline);
         Become(() =>
@@ -397,6 +408,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private void Finish()
     {
         Timers.Cancel("deadline");
+        _inFlight.Clear();
         var setup = _setup!;
         var state = _state!;
         var result = new TrainingResult(state.Step, _stepsRun, _trainSeconds,
@@ -448,6 +460,36 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         Fail(message);
     }
 
+    private void SendWork(string worker, IWireMessage order)
+    {
+        _inFlight.Add((worker, order));
+        _workers.Tell(order, Self);
+    }
+
+    /// <summary>
+    /// A node left (a deleted pod, a graceful leave, a downed node): its shards are re-homed by sharding, so the current
+    /// phase's orders for the workers it hosted are sent again and reach them on their new node.
+    /// </summary>
+    private void ResendWorkOf(Address node)
+    {
+        var gone = node.ToString();
+        var orders = _inFlight.Where(o => _placement.TryGetValue(o.Worker, out var at) && at == gone).ToList();
+        if (orders.Count == 0)
+        {
+            return;
+        }
+        TrainingMetrics.FaultsHandled.Add(1);
+        _log.Warning("node {0} left with {1} work orders in flight; sending them again", gone, orders.Count);
+        foreach (var (worker, order) in orders)
+        {
+            _placement.Remove(worker);
+            _workers.Tell(order, Self);
+        }
+    }
+
+    private string NodeOf(IActorRef actor) =>
+        actor.Path.Address.HasGlobalScope ? actor.Path.Address.ToString() : _cluster.SelfAddress.ToString();
+
     /// <summary>Workers whose node is still a member, for the workers-alive gauge.</summary>
     private void PublishWorkersAlive() =>
         TrainingMetrics.SetWorkersAlive(_placement.Values.Count(node => _members.Any(m => m.ToString() == node)));
@@ -456,6 +498,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     {
         _log.Error("training failed: {0}", message);
         Timers.Cancel("deadline");
+        _inFlight.Clear();
         _context.Finished.TrySetResult(new JobOutcome(1, message, null));
         Broadcast(new JobFinished(_runId, 1, message));
         Become(() => ReceiveAny(_ => { }));
