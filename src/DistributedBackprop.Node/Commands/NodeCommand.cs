@@ -75,11 +75,13 @@ public static class NodeCommand
         AtomicFile.CheckWritable(outPath, "out");
         AtomicFile.CheckWritable(summaryPath, "summary-json");
         var seeds = Split(args.String("seeds"));
+        // With TLS, Akka.Remote's addresses use the akka.ssl.tcp scheme.
+        var scheme = args.String("tls-certificate") is null ? "akka.tcp" : "akka.ssl.tcp";
         foreach (var seed in seeds)
         {
-            if (!Uri.TryCreate(seed, UriKind.Absolute, out var uri) || uri.Scheme != "akka.tcp" || uri.Port <= 0)
+            if (!Uri.TryCreate(seed, UriKind.Absolute, out var uri) || uri.Scheme != scheme || uri.Port <= 0)
             {
-                throw new DistbpInputException($"--seeds: '{seed}' is not a seed address like akka.tcp://distbp@10.0.0.5:4053.");
+                throw new DistbpInputException($"--seeds: '{seed}' is not a seed address like {scheme}://distbp@10.0.0.5:4053.");
             }
         }
 
