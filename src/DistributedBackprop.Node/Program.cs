@@ -17,6 +17,7 @@ public static class Program
           simulate  run a cluster of N local node processes on loopback: distbp simulate --nodes N [training options]
           node      run one cluster node (docker-compose, Kubernetes, simulate)
           eval      evaluate a saved model: distbp eval --model FILE [--data PATH]
+          probe     GET a node's health or metrics endpoint: distbp probe [URL] (exit 0 when 2xx)
 
         distbp <command> --help lists a command's options.
         """;
@@ -56,6 +57,7 @@ public static class Program
                 "eval" => EvalCommand.Run(rest),
                 "node" => NodeCommand.Run(rest, cancel.Token),
                 "simulate" => SimulateCommand.Run(rest, cancel.Token),
+                "probe" => ProbeCommand.Run(rest),
                 _ => throw new DistbpInputException($"unknown command '{args[0]}'; use train, simulate, node or eval (distbp --help)."),
             };
         }

@@ -24,6 +24,7 @@ public sealed class FaultLog
         var record = new FaultRecord(kind, step, subject, handling, _clock.Elapsed.TotalSeconds);
         _records.Add(record);
         _open.Add(record);
+        Telemetry.TrainingMetrics.FaultsHandled.Add(1);
         return record;
     }
 

@@ -4,6 +4,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Akka.Event;
+using DistributedBackprop.Cluster.Telemetry;
 using DistributedBackprop.Cluster.Wire;
 using DistributedBackprop.Core.Checkpoints;
 using DistributedBackprop.Core.Data;
@@ -439,6 +440,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         if (!IsLocal(Sender))
         {
             _bytesSent += 4L * result.Sum.Length;
+            TrainingMetrics.BytesSent.Add(4L * result.Sum.Length);
         }
         _stepCompute = Math.Max(_stepCompute, result.ComputeSeconds);
         if (_reducer.IsComplete)
@@ -465,6 +467,9 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _stepsRun++;
         _lastLoss = report.Loss;
         _faults.StepCompleted();
+        TrainingMetrics.RecordStep(wall, _stepsRun * setup.Options.Batch / _trainSeconds, report.Loss, report.GradientNorm,
+            report.Clipped);
+        TrainingMetrics.SetWorkersAlive(_work.Alive.Count);
         Remember(wall);
 
         var observer = _context.Observer;
@@ -727,6 +732,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         if (!IsLocal(cache))
         {
             _bytesSent += 4L * (weights.Parameters.Length + weights.Buffers.Length);
+            TrainingMetrics.BytesSent.Add(4L * (weights.Parameters.Length + weights.Buffers.Length));
         }
         _transport.Send(cache, weights, Self);
     }

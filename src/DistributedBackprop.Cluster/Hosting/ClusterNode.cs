@@ -1,7 +1,11 @@
+using System.Security.Cryptography.X509Certificates;
 using Akka.Actor;
 using Akka.Cluster.Hosting;
 using Akka.Cluster.Sharding;
+using Akka.Discovery.Config.Hosting;
+using Akka.Discovery.KubernetesApi;
 using Akka.Hosting;
+using Akka.Management.Cluster.Bootstrap;
 using Akka.Remote.Hosting;
 using DistributedBackprop.Cluster.Coordinator;
 using DistributedBackprop.Cluster.Wire;
@@ -10,6 +14,17 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 namespace DistributedBackprop.Cluster.Hosting;
+
+/// <summary>How a node finds the cluster: listed seeds (none: found a cluster), or Akka.Management cluster bootstrap.</summary>
+public enum Discovery
+{
+    /// <summary>Join <see cref="ClusterNodeSettings.Seeds"/>; with none, this node founds the cluster.</summary>
+    Seeds,
+    /// <summary>Cluster bootstrap with contact points listed in configuration (<see cref="ClusterNodeSettings.ContactEndpoints"/>).</summary>
+    Config,
+    /// <summary>Cluster bootstrap with contact points from the Kubernetes API (pods matching the label selector).</summary>
+    Kubernetes,
+}
 
 /// <summary>Where a node listens and whom it joins. No seeds: the node founds a cluster of its own.</summary>
 public sealed record ClusterNodeSettings
@@ -33,6 +48,29 @@ public sealed record ClusterNodeSettings
     public TimeSpan AcceptableHeartbeatPause { get; init; } = TimeSpan.FromSeconds(3);
     public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(5);
     public TimeSpan DownRemovalMargin { get; init; } = TimeSpan.FromSeconds(2);
+
+    public Discovery Discovery { get; init; } = Discovery.Seeds;
+    /// <summary>Akka.Management's HTTP port (cluster bootstrap probes each contact point there).</summary>
+    public int ManagementPort { get; init; } = 8558;
+    /// <summary>The service bootstrap looks up; with Kubernetes it fills the label selector's {0}.</summary>
+    public string ServiceName { get; init; } = "distbp";
+    /// <summary>Contact points bootstrap waits for before the lowest-addressed one founds the cluster.</summary>
+    public int RequiredContactPoints { get; init; } = 1;
+    /// <summary>Config discovery: the management endpoints (host:port) of all the nodes.</summary>
+    public IReadOnlyList<string> ContactEndpoints { get; init; } = [];
+    /// <summary>Kubernetes discovery: the pod label selector; {0} is the service name.</summary>
+    public string PodLabelSelector { get; init; } = "app={0}";
+    /// <summary>A PKCS#12 file: when set, Akka remoting runs over TLS with this certificate (every node needs one the
+    /// others trust).</summary>
+    public string? TlsCertificatePath { get; init; }
+    public string? TlsCertificatePassword { get; init; }
+}
+
+/// <summary>The tags of the two Akka.Hosting health checks every node registers (liveness and readiness probes).</summary>
+public static class HealthTags
+{
+    public const string Live = "live";
+    public const string Ready = "ready";
 }
 
 /// <summary>
@@ -55,15 +93,26 @@ public sealed class ClusterNode : IAsyncDisposable
     public Address Address => Akka.Cluster.Cluster.Get(System).SelfAddress;
     public Task<JobOutcome> Finished => Context.Finished.Task;
 
+    /// <param name="configureHost">adds to the node's host (the node command's health and metrics endpoints).</param>
     public static async Task<ClusterNode> StartAsync(ClusterNodeSettings settings, NodeContext context,
-        CancellationToken cancel = default)
+        CancellationToken cancel = default, Action<IHostBuilder>? configureHost = null)
     {
-        var host = new HostBuilder()
-            .ConfigureServices(services => services.AddAkka(settings.SystemName, builder => Configure(builder, settings, context)))
-            .Build();
+        var hostBuilder = new HostBuilder()
+            .ConfigureServices(services => services.AddAkka(settings.SystemName, builder => Configure(builder, settings, context)));
+        configureHost?.Invoke(hostBuilder);
+        var host = hostBuilder.Build();
         await host.StartAsync(cancel);
         var node = new ClusterNode(host, context);
-        if (settings.Seeds.Count == 0)
+        if (settings.Discovery != Discovery.Seeds)
+        {
+            // Routes() is how Akka.Management hands bootstrap its own base URI (the self contact point); the routes it
+            // returns are served by Kestrel instead (BootstrapContactPoint).
+            var bootstrap = ClusterBootstrap.Get(node.System);
+            _ = bootstrap.Routes(Akka.Management.Dsl.ManagementRouteProviderSettings.Create(
+                new Uri($"http://{settings.PublicHostname ?? settings.Hostname}:{settings.ManagementPort}"), true));
+            await bootstrap.Start();
+        }
+        else if (settings.Seeds.Count == 0)
         {
             var cluster = Akka.Cluster.Cluster.Get(node.System);
             await cluster.JoinAsync(cluster.SelfAddress, cancel);
@@ -73,6 +122,25 @@ public sealed class ClusterNode : IAsyncDisposable
 
     private static void Configure(AkkaConfigurationBuilder builder, ClusterNodeSettings settings, NodeContext context)
     {
+        var remote = new RemoteOptions
+        {
+            HostName = settings.Hostname,
+            Port = settings.Port,
+            PublicHostName = settings.PublicHostname,
+            MaxFrameSize = RemotingSettings.FrameBytes,
+            SendBufferSize = RemotingSettings.FrameBytes,
+            ReceiveBufferSize = RemotingSettings.FrameBytes,
+        };
+        if (settings.TlsCertificatePath is { } certificate)
+        {
+            // Every association is TLS, validated against the trust store: a node without a trusted certificate is refused.
+            remote.EnableSsl = true;
+            remote.Ssl = new SslOptions
+            {
+                X509Certificate = X509CertificateLoader.LoadPkcs12FromFile(certificate, settings.TlsCertificatePassword),
+                SuppressValidation = false,
+            };
+        }
         builder
             .AddHocon($$"""
                 akka.loglevel = {{settings.LogLevel}}
@@ -90,21 +158,15 @@ public sealed class ClusterNode : IAsyncDisposable
                 akka.cluster.singleton.hand-over-retry-interval = 500ms
                 akka.cluster.sharding.retry-interval = 500ms
                 """, HoconAddMode.Prepend)
-            .WithRemoting(new RemoteOptions
-            {
-                HostName = settings.Hostname,
-                Port = settings.Port,
-                PublicHostName = settings.PublicHostname,
-                MaxFrameSize = RemotingSettings.FrameBytes,
-                SendBufferSize = RemotingSettings.FrameBytes,
-                ReceiveBufferSize = RemotingSettings.FrameBytes,
-            })
+            .WithRemoting(remote)
             .WithWireRemotingSettings()
             .WithClustering(new ClusterOptions
             {
                 SeedNodes = settings.Seeds.ToArray(),
                 Roles = settings.Roles.ToArray(),
             })
+            .WithActorSystemLivenessCheck(tags: [HealthTags.Live])
+            .WithAkkaClusterReadinessCheck(tags: [HealthTags.Ready])
             .WithWireSerializer()
             .WithActors((system, registry) =>
             {
@@ -133,6 +195,49 @@ public sealed class ClusterNode : IAsyncDisposable
                 system.ActorOf(Props.Create(() => new NodeAgent(context, registry.Get<CoordinatorSingleton>())),
                     "node-agent");
             });
+        if (settings.Discovery != Discovery.Seeds)
+        {
+            ConfigureBootstrap(builder, settings);
+        }
+    }
+
+    /// <summary>
+    /// Cluster bootstrap (Akka.Management): each node asks the discovered contact points for their seed nodes at
+    /// /bootstrap/seed-nodes on the management port; once RequiredContactPoints are seen and stable, the lowest address
+    /// founds the cluster and the others join it (AKKA-NOTES, Kubernetes). Akka.Management's own HTTP server does not
+    /// start here (it needs Ceen.Httpd 0.9.9; only 0.9.10, with another ListenAsync signature, restores), so the node
+    /// command serves that route on Kestrel (<see cref="BootstrapContactPoint"/>) and <see cref="StartAsync"/> starts
+    /// bootstrap with that self contact point.
+    /// </summary>
+    private static void ConfigureBootstrap(AkkaConfigurationBuilder builder, ClusterNodeSettings settings)
+    {
+        builder.WithClusterBootstrap(options =>
+        {
+            options.NewClusterEnabled = true;
+            var discovery = options.ContactPointDiscovery;
+            discovery.ServiceName = settings.ServiceName;
+            discovery.DiscoveryMethod = settings.Discovery == Discovery.Kubernetes ? "kubernetes-api" : "config";
+            if (settings.Discovery == Discovery.Kubernetes)
+            {
+                discovery.PortName = "management";
+            }
+            discovery.RequiredContactPointsNr = settings.RequiredContactPoints;
+            discovery.ContactWithAllContactPoints = true;
+            discovery.StableMargin = TimeSpan.FromSeconds(3);
+            discovery.Interval = TimeSpan.FromSeconds(1);
+            options.ContactPoint.FallbackPort = settings.ManagementPort;
+        }, autoStart: false);
+        if (settings.Discovery == Discovery.Kubernetes)
+        {
+            builder.WithKubernetesDiscovery(new KubernetesDiscoveryOptions { PodLabelSelector = settings.PodLabelSelector });
+        }
+        else
+        {
+            builder.WithConfigDiscovery(new ConfigServiceDiscoveryOptions
+            {
+                Services = [new Service { Name = settings.ServiceName, Endpoints = settings.ContactEndpoints.ToArray() }],
+            });
+        }
     }
 
     /// <summary>True once this node is an Up member; false when that did not happen within the timeout.</summary>

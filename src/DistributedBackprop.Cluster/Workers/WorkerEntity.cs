@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
+using DistributedBackprop.Cluster.Telemetry;
 using DistributedBackprop.Cluster.Wire;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Model;
@@ -40,6 +41,10 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash
     }
 
     public IStash Stash { get; set; } = null!;
+
+    protected override void PreStart() => TrainingMetrics.LocalWorkerStarted();
+
+    protected override void PostStop() => TrainingMetrics.LocalWorkerStopped();
 
     private sealed record Computed(IActorRef ReplyTo, IReadOnlyList<IWireMessage> Replies);
 

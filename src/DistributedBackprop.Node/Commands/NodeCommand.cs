@@ -1,9 +1,11 @@
+using System.Runtime.InteropServices;
 using DistributedBackprop.Cluster;
 using DistributedBackprop.Cluster.Hosting;
 using DistributedBackprop.Core;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Training;
 using DistributedBackprop.Node.Cli;
+using DistributedBackprop.Node.Http;
 
 namespace DistributedBackprop.Node.Commands;
 
@@ -16,7 +18,9 @@ namespace DistributedBackprop.Node.Commands;
 public static class NodeCommand
 {
     public static readonly HashSet<string> NodeValued =
-        ["seeds", "hostname", "port", "public-hostname", "roles", "min-nodes", "join-timeout", "log-level"];
+        ["seeds", "hostname", "port", "public-hostname", "roles", "min-nodes", "join-timeout", "log-level", "cluster-name",
+            "discovery", "management-port", "service-name", "contact-points", "contact-endpoints", "pod-label-selector",
+            "http-port", "http-hostname", "tls-certificate", "tls-certificate-password"];
 
     public const string Help = """
         usage: distbp node [--seeds akka.tcp://distbp@HOST:PORT,...] [--hostname H] [--port P] [--roles worker]
@@ -30,6 +34,16 @@ public static class NodeCommand
           --min-nodes N         members to wait for before training starts (default 1)
           --join-timeout S      give up (exit 2) when the cluster cannot be joined in S seconds (default 30)
           --log-level LEVEL     Akka log level: DEBUG, INFO, WARNING or ERROR (default WARNING)
+          --cluster-name NAME   actor system name; nodes of another cluster name are refused (default distbp)
+          --discovery NAME      kubernetes | config: form the cluster with Akka.Management cluster bootstrap instead of seeds
+          --management-port P   Akka.Management HTTP port that bootstrap probes (default 8558)
+          --service-name NAME   the service bootstrap discovers; fills the pod label selector (default distbp)
+          --contact-points N    contact points bootstrap waits for before forming the cluster (default --min-nodes)
+          --contact-endpoints L config discovery: every node's HOST:MANAGEMENT_PORT, comma-separated
+          --pod-label-selector S kubernetes discovery: label selector, {0} is the service name (default app={0})
+          --http-port P         serve /healthz/live, /healthz/ready and /metrics on this port (default: off)
+          --http-hostname H     address the HTTP port binds (default --hostname)
+          --tls-certificate F   PKCS#12 file: Akka remoting over TLS (password: DISTBP_TLS_CERTIFICATE_PASSWORD)
         Every option can be given as an environment variable DISTBP_NAME (DISTBP_SEEDS, DISTBP_MIN_NODES, DISTBP_LR ...).
 
         """ + TrainingOptionsBinder.Help;
@@ -66,11 +80,13 @@ public static class NodeCommand
         AtomicFile.CheckWritable(outPath, "out");
         AtomicFile.CheckWritable(summaryPath, "summary-json");
         var seeds = Split(args.String("seeds"));
+        // With TLS, Akka.Remote's addresses use the akka.ssl.tcp scheme.
+        var scheme = args.String("tls-certificate") is null ? "akka.tcp" : "akka.ssl.tcp";
         foreach (var seed in seeds)
         {
-            if (!Uri.TryCreate(seed, UriKind.Absolute, out var uri) || uri.Scheme != "akka.tcp" || uri.Port <= 0)
+            if (!Uri.TryCreate(seed, UriKind.Absolute, out var uri) || uri.Scheme != scheme || uri.Port <= 0)
             {
-                throw new DistbpInputException($"--seeds: '{seed}' is not a seed address like akka.tcp://distbp@10.0.0.5:4053.");
+                throw new DistbpInputException($"--seeds: '{seed}' is not a seed address like {scheme}://distbp@10.0.0.5:4053.");
             }
         }
 
@@ -79,25 +95,58 @@ public static class NodeCommand
         _ = new SlicePlan(options.Seed, raw.Train.Count, options.Batch, options.Slices);
         var context = new NodeContext(options, raw, new JobOutputs(outPath, summaryPath, minNodes, minNodes),
             localWorkers: 1, new ProgressDisplay(options.Epochs, Console.Out, Console.Error, interactive: false));
+        var discovery = args.String("discovery") switch
+        {
+            null or "" or "seeds" => Discovery.Seeds,
+            "config" => Discovery.Config,
+            "kubernetes" => Discovery.Kubernetes,
+            var other => throw new DistbpInputException($"--discovery: '{other}' is not kubernetes or config."),
+        };
+        var contactEndpoints = Split(args.String("contact-endpoints"));
+        if (discovery == Discovery.Config && contactEndpoints.Count == 0)
+        {
+            throw new DistbpInputException("--contact-endpoints: config discovery needs every node's HOST:PORT (management port).");
+        }
+        if (discovery != Discovery.Seeds && seeds.Count > 0)
+        {
+            throw new DistbpInputException("--seeds: give seeds or --discovery, not both.");
+        }
+        var hostname = args.String("hostname") ?? "127.0.0.1";
+        var tlsCertificate = args.String("tls-certificate");
+        if (tlsCertificate is not null && !File.Exists(tlsCertificate))
+        {
+            throw new DistbpInputException($"--tls-certificate: '{tlsCertificate}' does not exist.");
+        }
         var settings = new ClusterNodeSettings
         {
-            Hostname = args.String("hostname") ?? "127.0.0.1",
+            SystemName = args.String("cluster-name") ?? "distbp",
+            Hostname = hostname,
             PublicHostname = args.String("public-hostname"),
             Port = port,
             Seeds = seeds,
             Roles = Split(args.String("roles")) is { Count: > 0 } roles ? roles : ["worker"],
             LogLevel = args.String("log-level")?.ToUpperInvariant() ?? "WARNING",
+            Discovery = discovery,
+            ManagementPort = TcpPort(args.Int("management-port", 8558), "management-port"),
+            ServiceName = args.String("service-name") ?? "distbp",
+            RequiredContactPoints = args.Int("contact-points", minNodes),
+            ContactEndpoints = contactEndpoints,
+            PodLabelSelector = args.String("pod-label-selector") ?? "app={0}",
+            TlsCertificatePath = tlsCertificate,
+            TlsCertificatePassword = args.String("tls-certificate-password"),
         };
+        var httpPort = args.String("http-port") is null ? (int?)null : TcpPort(args.Int("http-port", 0), "http-port");
+        var httpHostname = args.String("http-hostname") ?? hostname;
         var parentPid = args.Int(ParentPidOption, 0);
         if (parentPid == 0)
         {
-            return RunNode(settings, context, joinTimeout, cancel).GetAwaiter().GetResult();
+            return RunNode(settings, context, joinTimeout, httpPort, httpHostname, cancel).GetAwaiter().GetResult();
         }
         using var parentGone = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         _ = WatchParent(parentPid, parentGone);
         try
         {
-            return RunNode(settings, context, joinTimeout, parentGone.Token).GetAwaiter().GetResult();
+            return RunNode(settings, context, joinTimeout, httpPort, httpHostname, parentGone.Token).GetAwaiter().GetResult();
         }
         catch (OperationCanceledException) when (!cancel.IsCancellationRequested && !IsRunning(parentPid))
         {
@@ -140,13 +189,22 @@ public static class NodeCommand
         }
     }
 
+    private static int TcpPort(int port, string option) => port is >= 0 and <= 65535
+        ? port
+        : throw new DistbpInputException($"--{option}: {port} is not a TCP port.");
+
     private static async Task<int> RunNode(ClusterNodeSettings settings, NodeContext context, TimeSpan joinTimeout,
-        CancellationToken cancel)
+        int? httpPort, string httpHostname, CancellationToken cancel)
     {
+        int? managementPort = settings.Discovery == Discovery.Seeds ? null : settings.ManagementPort;
+        using var metrics = new PrometheusExposition();
         ClusterNode started;
         try
         {
-            started = await ClusterNode.StartAsync(settings, context, cancel);
+            started = await ClusterNode.StartAsync(settings, context, cancel,
+                httpPort is not null || managementPort is not null
+                    ? host => NodeHttpEndpoints.AddTo(host, httpHostname, httpPort, settings.Hostname, managementPort, metrics)
+                    : null);
         }
         catch (Exception e) when (SocketErrorIn(e) is { } socket)
         {
@@ -155,11 +213,20 @@ public static class NodeCommand
         }
         await using var node = started;
         Console.WriteLine($"node {node.Address} started (config {context.ConfigHash})");
+        // SIGTERM and Ctrl-C cancel the token (Program.cs); leaving the cluster happens as the node is disposed.
+        return await AwaitJob(node, settings, context, joinTimeout, cancel);
+    }
+
+    private static async Task<int> AwaitJob(ClusterNode node, ClusterNodeSettings settings, NodeContext context,
+        TimeSpan joinTimeout, CancellationToken cancel)
+    {
         if (!await node.WaitUntilUpAsync(joinTimeout, cancel))
         {
             cancel.ThrowIfCancellationRequested();
             throw new DistbpInputException(
-                $"--seeds: could not join the cluster through {string.Join(", ", settings.Seeds)} within {joinTimeout.TotalSeconds:F0} s; check that a seed is running and reachable.");
+                settings.Discovery == Discovery.Seeds
+                    ? $"--seeds: could not join the cluster through {string.Join(", ", settings.Seeds)} within {joinTimeout.TotalSeconds:F0} s; check that a seed is running and reachable."
+                    : $"--discovery: cluster bootstrap ({settings.Discovery}) found no cluster within {joinTimeout.TotalSeconds:F0} s; check that {settings.RequiredContactPoints} contact points are up and their management port {settings.ManagementPort} is reachable.");
         }
         using var registration = cancel.Register(() => context.Finished.TrySetCanceled(cancel));
         var outcome = await node.Finished;
