@@ -62,7 +62,13 @@ public sealed class NodeContext
     public ITrainingObserver? Observer { get; }
     public CoordinatorTuning Tuning { get; init; } = new();
     /// <summary>Faults this node injects on purpose (chaos testing); none by default.</summary>
-    public FaultInjection Faults { get; init; } = new();
+    public FaultInjection Faults
+    {
+        get => Volatile.Read(ref _faults);
+        set => Volatile.Write(ref _faults, value);
+    }
+
+    private FaultInjection _faults = new();
     public string ConfigHash { get; }
     public int ThreadsPerWorker { get; }
     public TaskCompletionSource<JobOutcome> Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -663,9 +663,12 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             return;
         }
         _context.Finished.TrySetResult(new JobOutcome(0, "done", summary, result));
-        Broadcast(new JobFinished(_runId, 0, "training finished"));
+        var finished = new JobFinished(_runId, 0, "training finished");
+        Broadcast(finished);
         Become(() =>
         {
+            // A node that joins after the end (a restarted pod) is told at once that there is nothing left to do.
+            Receive<RegisterNode>(_ => Sender.Tell(finished));
             Common();
             ReceiveAny(_ => { });
         });

@@ -103,6 +103,10 @@ public sealed class ClusterNode : IAsyncDisposable
         var host = hostBuilder.Build();
         await host.StartAsync(cancel);
         var node = new ClusterNode(host, context);
+        // Downed by the Split Brain Resolver (or stopped otherwise): the node's part in the job is over; say so rather
+        // than wait for a coordinator it can no longer reach.
+        _ = node.System.WhenTerminated.ContinueWith(_ => context.Finished.TrySetResult(new JobOutcome(1,
+            "this node's actor system stopped: it was removed from the cluster (downed) or shut down")), TaskScheduler.Default);
         if (settings.Discovery != Discovery.Seeds)
         {
             // Routes() is how Akka.Management hands bootstrap its own base URI (the self contact point); the routes it

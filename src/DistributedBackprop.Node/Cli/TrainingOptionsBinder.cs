@@ -44,6 +44,34 @@ public static class TrainingOptionsBinder
         };
     }
 
+    /// <summary>Every option as flags, so another process binds exactly these options (and the same config hash).</summary>
+    public static List<string> ToArguments(TrainingOptions o)
+    {
+        static string F(float v) => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        var args = new List<string>
+        {
+            "--layers", o.Layers, "--activation", o.Activation, "--loss", o.Loss, "--optimizer", o.Optimizer,
+            "--lr", F(o.LearningRate), "--momentum", F(o.Momentum), "--batch", $"{o.Batch}", "--slices", $"{o.Slices}",
+            "--epochs", $"{o.Epochs}", "--clip", F(o.Clip), "--dropout", F(o.Dropout), "--seed", $"{o.Seed}",
+            "--warmup", $"{o.WarmupSteps}", "--decay", o.Decay, "--decay-every", $"{o.DecayEvery}",
+            "--decay-factor", F(o.DecayFactor), "--workers", $"{o.Workers}", "--threads", $"{o.Threads}",
+            "--checkpoint-every", $"{o.CheckpointEvery}",
+        };
+        if (o.DataPath is { } data)
+        {
+            args.AddRange(["--data", Path.GetFullPath(data)]);
+        }
+        if (o.CheckpointDir is { } dir)
+        {
+            args.AddRange(["--checkpoint-dir", Path.GetFullPath(dir)]);
+        }
+        if (o.BatchNorm)
+        {
+            args.Add("--batch-norm");
+        }
+        return args;
+    }
+
     public const string Help = """
         Training options:
           --data PATH            folder of IDX files (.gz or not) or a CSV file; default: embedded Fashion-MNIST sample

@@ -49,6 +49,8 @@ public static class NodeCommand
         """ + TrainingOptionsBinder.Help;
 
     public const string ParentPidOption = "parent-pid";
+    public const string ReportStepsOption = "report-steps";
+    public const string ControlStdinOption = "control-stdin";
 
     public static int Run(IReadOnlyList<string> argv, CancellationToken cancel)
     {
@@ -56,7 +58,9 @@ public static class NodeCommand
         var argvWithEnvironment = WithEnvironment(argv, valued, TrainingOptionsBinder.Switches);
         // Hidden: the launcher's pid, so that simulate's nodes never outlive it (not taken from the environment).
         valued.Add(ParentPidOption);
-        var args = ParsedArguments.Parse("node", argvWithEnvironment, valued, TrainingOptionsBinder.Switches);
+        // Hidden, for simulate --chaos: print "step N" after every step; take fault commands on standard input.
+        var switches = TrainingOptionsBinder.Switches.Concat([ReportStepsOption, ControlStdinOption]).ToHashSet();
+        var args = ParsedArguments.Parse("node", argvWithEnvironment, valued, switches);
         if (args.Flag("help"))
         {
             Console.WriteLine(Help);
@@ -94,7 +98,8 @@ public static class NodeCommand
         TrainingSetup.CheckAgainstData(TrainingSetup.SpecOf(options), raw.Train, options.Layers);
         _ = new SlicePlan(options.Seed, raw.Train.Count, options.Batch, options.Slices);
         var context = new NodeContext(options, raw, new JobOutputs(outPath, summaryPath, minNodes, minNodes),
-            localWorkers: 1, new ProgressDisplay(options.Epochs, Console.Out, Console.Error, interactive: false));
+            localWorkers: 1, Chaos.StepReporter.Wrap(new ProgressDisplay(options.Epochs, Console.Out, Console.Error, interactive: false),
+                args.Flag(ReportStepsOption)));
         var discovery = args.String("discovery") switch
         {
             null or "" or "seeds" => Discovery.Seeds,
@@ -137,6 +142,10 @@ public static class NodeCommand
         };
         var httpPort = args.String("http-port") is null ? (int?)null : TcpPort(args.Int("http-port", 0), "http-port");
         var httpHostname = args.String("http-hostname") ?? hostname;
+        if (args.Flag(ControlStdinOption))
+        {
+            Chaos.ChaosControl.Listen(context, Console.In);
+        }
         var parentPid = args.Int(ParentPidOption, 0);
         if (parentPid == 0)
         {

@@ -12,13 +12,18 @@ namespace DistributedBackprop.Node.Commands;
 /// </summary>
 public static class SimulateCommand
 {
-    public static readonly HashSet<string> SimulateValued = ["nodes", "log-dir"];
+    public static readonly HashSet<string> SimulateValued = ["nodes", "log-dir", "chaos", "respawn-delay"];
+    public static readonly HashSet<string> SimulateSwitches = ["no-respawn"];
 
     public const string Help = """
-        usage: distbp simulate --nodes N [--log-dir DIR] [training options]
+        usage: distbp simulate --nodes N [--log-dir DIR] [--chaos SPEC] [--respawn-delay 2s] [--no-respawn] [training options]
 
           --nodes N        node processes to start on loopback (at least 1); the coordinator runs on one of them
           --log-dir DIR    where each node's output goes (node-K.log); default: a fresh temp folder
+          --chaos SPEC     faults to inject: comma-separated ACTION:TARGET@STEP[/DURATION], ACTION kill | stop |
+                           partition | slow | nan, TARGET node-K | coordinator; e.g. kill:node-2@30,stop:node-1@60/5s
+          --respawn-delay D  a killed or exited node is started again after D (default 2s), as Kubernetes would
+          --no-respawn     do not start killed nodes again
           --workers N      workers in the cluster (default: N, one per node)
           --threads N      compute threads per worker (default: cores / N)
 
@@ -27,7 +32,8 @@ public static class SimulateCommand
     public static int Run(IReadOnlyList<string> argv, CancellationToken cancel)
     {
         var valued = TrainingOptionsBinder.Valued.Concat(SimulateValued).ToHashSet();
-        var args = ParsedArguments.Parse("simulate", argv, valued, TrainingOptionsBinder.Switches);
+        var args = ParsedArguments.Parse("simulate", argv, valued,
+            TrainingOptionsBinder.Switches.Concat(SimulateSwitches).ToHashSet());
         if (args.Flag("help"))
         {
             Console.WriteLine(Help);
@@ -42,12 +48,20 @@ public static class SimulateCommand
         {
             throw new DistbpInputException($"--nodes: {nodes} must be at least 1.");
         }
-        var options = TrainingOptionsBinder.Bind(args) with
+        var options = args.String("resume") is { } resume
+            ? RunFolder.ResumeFrom(resume, args)
+            : RunFolder.WithDefaultCheckpoints(TrainingOptionsBinder.Bind(args), args);
+        options = options with
         {
             Workers = args.Int("workers", nodes),
             Threads = args.Int("threads", Math.Max(1, Environment.ProcessorCount / nodes)),
         };
         options.Validate();
+        var chaos = Chaos.ChaosSpec.Parse(args.String("chaos"), nodes);
+        var respawnDelay = args.String("respawn-delay") is { } delayText
+            ? Chaos.ChaosSpec.ParseDuration(delayText)
+              ?? throw new DistbpInputException($"--respawn-delay: '{delayText}' is not a duration like 2s or 500ms.")
+            : TimeSpan.FromSeconds(2);
         var outPath = args.String("out");
         var summaryPath = args.String("summary-json");
         AtomicFile.CheckWritable(outPath, "out");
@@ -70,33 +84,14 @@ public static class SimulateCommand
         Directory.CreateDirectory(logDir);
         Console.WriteLine($"simulating {nodes} nodes on loopback: {options.Layers} on {raw.Train.Count:N0} samples, "
                           + $"batch {options.Batch} in {options.Slices} slices, {options.Epochs} epochs, "
-                          + $"{options.Workers} workers; node logs in {logDir}");
+                          + $"{options.Workers} workers; node logs in {logDir}; checkpoints in {options.CheckpointDir}");
 
-        var launch = new ClusterLaunch(nodes, NodeArguments(args, options), logDir);
+        var launch = new ClusterLaunch(nodes, TrainingOptionsBinder.ToArguments(options), logDir)
+        {
+            Chaos = chaos,
+            RespawnDelay = respawnDelay,
+            Respawn = !args.Flag("no-respawn"),
+        };
         return new ClusterLauncher(launch, Console.Out, Console.Error).Run(outPath, summaryPath, cancel);
-    }
-
-    /// <summary>The training options every node gets, as given (so every node computes the same configuration hash).</summary>
-    private static List<string> NodeArguments(ParsedArguments args, TrainingOptions options)
-    {
-        var result = new List<string>();
-        foreach (var name in TrainingOptionsBinder.Valued.Order(StringComparer.Ordinal))
-        {
-            if (name is "out" or "summary-json" or "workers" or "threads")
-            {
-                continue;
-            }
-            if (args.String(name) is { } value)
-            {
-                result.Add($"--{name}={value}");
-            }
-        }
-        if (args.Flag("batch-norm"))
-        {
-            result.Add("--batch-norm");
-        }
-        result.Add($"--workers={options.Workers}");
-        result.Add($"--threads={options.Threads}");
-        return result;
     }
 }

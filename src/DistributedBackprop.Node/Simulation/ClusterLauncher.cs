@@ -5,7 +5,14 @@ using System.Text.Json.Nodes;
 namespace DistributedBackprop.Node.Simulation;
 
 /// <summary>What to start: N nodes, the training arguments each gets, and the folder for their logs and outputs.</summary>
-public sealed record ClusterLaunch(int Nodes, IReadOnlyList<string> TrainingArguments, string LogDir);
+public sealed record ClusterLaunch(int Nodes, IReadOnlyList<string> TrainingArguments, string LogDir)
+{
+    /// <summary>Faults to inject (simulate --chaos); none by default.</summary>
+    public IReadOnlyList<Chaos.ChaosEvent> Chaos { get; init; } = [];
+    /// <summary>A node killed by chaos, or one that exits on its own mid-job, is started again after this delay.</summary>
+    public TimeSpan RespawnDelay { get; init; } = TimeSpan.FromSeconds(2);
+    public bool Respawn { get; init; } = true;
+}
 
 /// <summary>
 /// Starts N <c>distbp node</c> processes on loopback (node-0 is the seed, on a free port; the others join it), waits
@@ -18,9 +25,14 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
     public static readonly TimeSpan StartDeadline = TimeSpan.FromSeconds(60);
     public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(10);
     /// <summary>How long the other nodes may take to exit once one node has finished the job.</summary>
-    public static readonly TimeSpan LeaveGrace = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan LeaveGrace = TimeSpan.FromSeconds(15);
 
     private readonly List<NodeProcess> _nodes = [];
+    private ChaosDriver? _chaos;
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private string _seed = "";
+    private (string Host, IReadOnlyList<string> Arguments) _self;
+    private IReadOnlyList<string> _outputs = [];
 
     public int Run(string? outPath, string? summaryPath, CancellationToken cancel) =>
         RunAsync(outPath, summaryPath, cancel).GetAwaiter().GetResult();
@@ -62,6 +74,18 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
             errors.WriteLine($"distbp: every node exited 0 but no summary was written to {summaryTemp}; see the node logs in {launch.LogDir}.");
             return 1;
         }
+        if (_chaos is not null)
+        {
+            // The nodes know what they detected; only the launcher knows what it injected.
+            var faults = summary["faults"] as JsonObject ?? [];
+            faults["injected"] = _chaos.ToJson();
+            summary["faults"] = faults;
+            await File.WriteAllTextAsync(summaryTemp, summary.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }), CancellationToken.None);
+            foreach (var line in _chaos.Report())
+            {
+                output.WriteLine(line);
+            }
+        }
         if (summaryPath is not null)
         {
             CopyAtomically(summaryTemp, summaryPath);
@@ -74,14 +98,29 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
         return 0;
     }
 
+    private List<string> Arguments(int port, string seeds) =>
+    [
+        "node", "--port", Text(port), "--seeds", seeds, "--min-nodes", Text(launch.Nodes),
+        "--parent-pid", Text(Environment.ProcessId), .. _outputs, .. launch.TrainingArguments,
+        .. launch.Chaos.Count > 0 ? (string[])["--report-steps", "--control-stdin"] : [],
+    ];
+
+    private NodeProcess StartNode(int index, int port, string seeds, int incarnation = 0)
+    {
+        var node = NodeProcess.Start(index, _self.Host, _self.Arguments, Arguments(port, seeds), launch.LogDir, output,
+            errors, control: launch.Chaos.Count > 0, incarnation);
+        _chaos?.Attach(node);
+        return node;
+    }
+
     private async Task<int> StartAndWait(IReadOnlyList<string> outputs, CancellationToken cancel)
     {
-        var (host, hostArguments) = SelfCommand();
-        List<string> Arguments(int port, string seed) =>
-        [
-            "node", "--port", Text(port), "--seeds", seed, "--min-nodes", Text(launch.Nodes),
-            "--parent-pid", Text(Environment.ProcessId), .. outputs, .. launch.TrainingArguments,
-        ];
+        _self = SelfCommand();
+        _outputs = outputs;
+        if (launch.Chaos.Count > 0)
+        {
+            _chaos = new ChaosDriver(launch.Chaos, Current, output);
+        }
 
         // The seed first, on a port that was free a moment ago; another process may take it in between, then again.
         string seed;
@@ -89,7 +128,7 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
         {
             var port = FreeLoopbackPort();
             seed = $"akka.tcp://distbp@127.0.0.1:{port}";
-            var node = NodeProcess.Start(0, host, hostArguments, Arguments(port, seed), launch.LogDir, output, errors);
+            var node = StartNode(0, port, seed);
             _nodes.Add(node);
             // The joiners find the seed listening at once (an early refused connection gates the address for 5 s).
             var first = await Task.WhenAny(node.Started, node.Exited, Task.Delay(StartDeadline, cancel));
@@ -110,45 +149,107 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
             _nodes.Remove(node);
             node.Dispose();
         }
+        _seed = seed;
         for (var k = 1; k < launch.Nodes; k++)
         {
-            _nodes.Add(NodeProcess.Start(k, host, hostArguments, Arguments(0, seed), launch.LogDir, output, errors));
+            _nodes.Add(StartNode(k, 0, seed));
         }
         return await WaitForAll(cancel);
     }
 
     private static string Text(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    /// <summary>0 when every node exits 0; else the first non-zero exit code (the others are stopped at once).</summary>
+    /// <summary>The newest process of node-K, if it runs.</summary>
+    private NodeProcess? Current(int index)
+    {
+        lock (_nodes)
+        {
+            return _nodes.LastOrDefault(n => n.Index == index && !n.HasExited);
+        }
+    }
+
+    /// <summary>
+    /// 0 once the job is done (a node exits 0) and the others have left; else the first failing node's exit code.
+    /// Under chaos, a node that was killed, or that exits on its own mid-job (downed by the Split Brain Resolver), is
+    /// started again after the respawn delay, as Kubernetes restarts a pod; it rejoins through the live nodes.
+    /// </summary>
     private async Task<int> WaitForAll(CancellationToken cancel)
     {
-        var running = _nodes.ToList();
         var interrupted = Task.Delay(Timeout.Infinite, cancel);
         Task? leaveDeadline = null;
-        while (running.Count > 0)
+        var jobDone = false;
+        while (true)
         {
-            var waits = running.Select(n => n.Exited).Append(interrupted);
+            List<NodeProcess> running;
+            lock (_nodes)
+            {
+                running = _nodes.Where(n => !n.Retired).ToList();
+            }
+            if (running.Count == 0)
+            {
+                return jobDone ? 0 : 1;
+            }
+            var waits = running.Select(n => n.Exited).Append(interrupted).Append(_changed.Task);
             if (leaveDeadline is not null)
             {
                 waits = waits.Append(leaveDeadline);
             }
             var done = await Task.WhenAny(waits);
             cancel.ThrowIfCancellationRequested();
+            if (done == _changed.Task)
+            {
+                _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                continue;
+            }
             if (done == leaveDeadline)
             {
-                var stuck = running[0];
-                errors.WriteLine($"distbp: {stuck.Name} did not exit within {LeaveGrace.TotalSeconds:F0} s of the job's end; see {stuck.LogPath}.");
-                return 1;
+                // The job is done and its outputs written; a node that has not left (say, one restarted after the end)
+                // is stopped like the others.
+                foreach (var stuck in running)
+                {
+                    errors.WriteLine($"warning: {stuck.Name} did not leave within {LeaveGrace.TotalSeconds:F0} s of the job's end; stopping it (log: {stuck.LogPath}).");
+                }
+                return 0;
             }
             var node = running.First(n => n.Exited == done);
-            running.Remove(node);
-            if (node.ExitCode != 0)
+            node.Retired = true;
+            if (node.ExitCode == 0)
+            {
+                jobDone = true;
+                leaveDeadline ??= Task.Delay(LeaveGrace, CancellationToken.None);
+                continue;
+            }
+            if (jobDone)
+            {
+                continue;
+            }
+            var chaosVictim = node.KilledByChaos || (_chaos is not null && node.ExitCode != 2);
+            if (!chaosVictim)
             {
                 return Failed(node);
             }
-            leaveDeadline ??= Task.Delay(LeaveGrace, CancellationToken.None);
+            output.WriteLine($"chaos: {node.Name} exited with code {node.ExitCode}"
+                             + (launch.Respawn ? $"; starting it again in {launch.RespawnDelay.TotalSeconds:F1} s" : ""));
+            if (launch.Respawn)
+            {
+                _ = RespawnLater(node.Index, cancel);
+            }
         }
-        return 0;
+    }
+
+    private int _incarnations;
+
+    /// <summary>Starts node-K again after the respawn delay, joining through whichever nodes still run.</summary>
+    private async Task RespawnLater(int index, CancellationToken cancel)
+    {
+        await Task.Delay(launch.RespawnDelay, cancel);
+        lock (_nodes)
+        {
+            var live = _nodes.Where(n => !n.HasExited && n.Address is not null).Select(n => n.Address!).ToList();
+            var seeds = string.Join(',', live.Count > 0 ? live : [_seed]);
+            _nodes.Add(StartNode(index, 0, seeds, ++_incarnations));
+        }
+        _changed.TrySetResult();
     }
 
     private int Failed(NodeProcess node)

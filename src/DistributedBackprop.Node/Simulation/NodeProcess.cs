@@ -15,6 +15,7 @@ public sealed partial class NodeProcess : IDisposable
     private readonly TextWriter _errors;
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _disposed;
+    private StreamWriter? _control;
 
     private NodeProcess(int index, Process process, string logPath, TextWriter output, TextWriter errors)
     {
@@ -43,8 +44,21 @@ public sealed partial class NodeProcess : IDisposable
     public bool HasExited => _process.HasExited;
     public int ExitCode => _process.ExitCode;
 
+    /// <summary>The node's cluster address, from its "node ADDRESS started" line.</summary>
+    public string? Address { get; private set; }
+
+    /// <summary>Raised for each "step N" line (only the coordinator's node prints them, with --report-steps).</summary>
+    public event Action<NodeProcess, long>? StepReported;
+
+    /// <summary>Set when the launcher killed or froze it on purpose (chaos), so its exit is no failure.</summary>
+    public bool KilledByChaos { get; set; }
+
+    /// <summary>Set once the launcher has dealt with its exit.</summary>
+    public bool Retired { get; set; }
+
     public static NodeProcess Start(int index, string host, IReadOnlyList<string> hostArguments,
-        IReadOnlyList<string> arguments, string logDir, TextWriter output, TextWriter errors)
+        IReadOnlyList<string> arguments, string logDir, TextWriter output, TextWriter errors, bool control = false,
+        int incarnation = 0)
     {
         var start = new ProcessStartInfo(host)
         {
@@ -63,7 +77,8 @@ public sealed partial class NodeProcess : IDisposable
             start.Environment.Remove(name);
         }
         var process = new Process { StartInfo = start };
-        var node = new NodeProcess(index, process, Path.Combine(logDir, $"node-{index}.log"), output, errors);
+        var logName = incarnation == 0 ? $"node-{index}.log" : $"node-{index}.{incarnation}.log";
+        var node = new NodeProcess(index, process, Path.Combine(logDir, logName), output, errors);
         process.OutputDataReceived += (_, e) => node.OnLine(e.Data, error: false);
         process.ErrorDataReceived += (_, e) => node.OnLine(e.Data, error: true);
         node._log.WriteLine($"$ {host} {string.Join(' ', start.ArgumentList)}");
@@ -72,7 +87,15 @@ public sealed partial class NodeProcess : IDisposable
         {
             node._log.WriteLine($"# pid {process.Id}");
         }
-        process.StandardInput.Close();
+        if (control)
+        {
+            node._control = process.StandardInput;
+            node._control.AutoFlush = true;
+        }
+        else
+        {
+            process.StandardInput.Close();
+        }
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         node.Exited = process.WaitForExitAsync();
@@ -95,7 +118,14 @@ public sealed partial class NodeProcess : IDisposable
         }
         if (!error && line.StartsWith("node ", StringComparison.Ordinal) && line.Contains(" started", StringComparison.Ordinal))
         {
+            Address = line.Split(' ')[1];
             _started.TrySetResult();
+        }
+        if (!error && line.StartsWith("step ", StringComparison.Ordinal)
+            && long.TryParse(line.AsSpan(5), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var step))
+        {
+            StepReported?.Invoke(this, step);
+            return;
         }
         if (error && line.StartsWith("warning: ", StringComparison.Ordinal))
         {
@@ -128,6 +158,32 @@ public sealed partial class NodeProcess : IDisposable
         }
         _ = SendSignal(Pid, SIGTERM);
     }
+
+    /// <summary>Sends a fault command to the node's standard input (nodes started with control).</summary>
+    public void SendCommand(string command)
+    {
+        try
+        {
+            _control?.WriteLine(command);
+        }
+        catch (IOException)
+        {
+            // The node is gone; nothing to inject.
+        }
+    }
+
+    /// <summary>SIGKILL, SIGSTOP or SIGCONT: what chaos does to a process.</summary>
+    public void Signal(int signal)
+    {
+        if (!HasExited && !OperatingSystem.IsWindows())
+        {
+            _ = SendSignal(Pid, signal);
+        }
+    }
+
+    public const int SIGKILL = 9;
+    public const int SIGCONT = 18;
+    public const int SIGSTOP = 19;
 
     /// <summary>Kills the node and anything it started.</summary>
     public void Kill()
