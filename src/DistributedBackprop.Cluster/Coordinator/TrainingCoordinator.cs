@@ -48,6 +48,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private GradientTreeReducer? _reducer;
     private WeightsVersion? _current;
     private long? _resumedFrom;
+    private bool _resuming;
     private int _phase;
     private DateTime _lastProgress = DateTime.UtcNow;
     private Action? _onMembersChanged;
@@ -223,11 +224,13 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     private void WaitingForMembers()
     {
+        _resuming = _context.Options.CheckpointDir is { } dir && new CheckpointStore(dir).List().Any();
         Common();
         _onMembersChanged = () =>
         {
-            // A refused node (other options) is a member with a cache, but must not start the job.
-            if (_caches.Keys.Count(a => _accepted.Contains(a.ToString())) >= _context.Outputs.MinNodes)
+            // A refused node (other options) is a member with a cache, but must not start the job. A run that resumes
+            // (a checkpoint exists: the singleton moved) goes on with the nodes it has.
+            if (_caches.Keys.Count(a => _accepted.Contains(a.ToString())) >= (_resuming ? 1 : _context.Outputs.MinNodes))
             {
                 _workers.Tell(GetCurrentRegions.Instance, Self);
             }

@@ -15,25 +15,18 @@ public sealed class NodeAgent : ReceiveActor, IWithTimers
     private readonly IActorRef _coordinator;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
-    private bool _accepted;
 
     public NodeAgent(NodeContext context, IActorRef coordinatorProxy)
     {
         _context = context;
         _coordinator = coordinatorProxy;
-        Receive<Register>(_ =>
-        {
-            if (!_accepted)
-            {
-                _coordinator.Tell(new RegisterNode(_cluster.SelfAddress.ToString(), _context.ConfigHash));
-            }
-        });
+        // Registration repeats for the node's whole life: a new coordinator incarnation (the singleton moved) learns
+        // the nodes again this way.
+        Receive<Register>(_ => _coordinator.Tell(new RegisterNode(_cluster.SelfAddress.ToString(), _context.ConfigHash)));
         Receive<NodeVerdict>(verdict =>
         {
             if (verdict.Accepted)
             {
-                _accepted = true;
-                Timers.Cancel("register");
                 return;
             }
             _log.Error("refused by the coordinator: {0}", verdict.Reason);

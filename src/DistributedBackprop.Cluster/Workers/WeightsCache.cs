@@ -59,6 +59,12 @@ public sealed class WeightsCache : ReceiveActor
             _coordinator = Sender;
         }
         _runId = message.RunId;
+        // A version at or below one already held comes from a new coordinator incarnation replaying from a checkpoint:
+        // what this cache holds beyond it belongs to the lost timeline.
+        foreach (var stale in _versions.Keys.Where(v => v >= message.Version).ToList())
+        {
+            _versions.Remove(stale);
+        }
         _versions[message.Version] = new ModelWeights(message.Parameters, message.Buffers);
         while (_versions.Count > Keep)
         {
