@@ -33,6 +33,12 @@ public sealed record ClusterNodeSettings
     public TimeSpan AcceptableHeartbeatPause { get; init; } = TimeSpan.FromSeconds(3);
     public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(5);
     public TimeSpan DownRemovalMargin { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Chaos testing only: wraps the TCP transport in Akka's throttler adapter (<c>trttl</c>), so a test can blackhole
+    /// this node's associations through <c>RemoteTransport.ManagementCommand(new SetThrottle(...))</c>.
+    /// </summary>
+    public bool EnableThrottler { get; init; }
 }
 
 /// <summary>
@@ -89,6 +95,7 @@ public sealed class ClusterNode : IAsyncDisposable
                 akka.cluster.down-removal-margin = {{(int)settings.DownRemovalMargin.TotalMilliseconds}}ms
                 akka.cluster.singleton.hand-over-retry-interval = 500ms
                 akka.cluster.sharding.retry-interval = 500ms
+                {{(settings.EnableThrottler ? "akka.remote.dot-netty.tcp.applied-adapters = [trttl]" : "")}}
                 """, HoconAddMode.Prepend)
             .WithRemoting(new RemoteOptions
             {
