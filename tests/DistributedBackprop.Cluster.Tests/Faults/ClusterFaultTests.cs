@@ -46,6 +46,7 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
             await StartNodes(3, i => Context(options, i == 0 ? gate : new StepGate(), minNodes: 3, nodes: 3),
                 throttler: true, into: nodes);
             await gate.Reached.WaitAsync(RunDeadline);
+            await AwaitConvergence(nodes);
             var victim = nodes[2];
             // The coordinator is held between step 4 and step 5: the node dies with the run in full flight.
             terminated = await Crash(victim, nodes);
@@ -84,6 +85,7 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
             await StartNodes(3, i => Context(options, i == 0 ? gate : new StepGate(), minNodes: 3, nodes: 3),
                 throttler: true, into: nodes);
             await gate.Reached.WaitAsync(RunDeadline);
+            await AwaitConvergence(nodes);
             victim = nodes[2];
             // Nothing gets in or out of the victim any more; it stays alive (until its own side downs itself).
             await Throttle(victim, [nodes[0].Address, nodes[1].Address], Blackhole.Instance);
@@ -132,6 +134,7 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
             // min-nodes 2: the new incarnation must be able to start with the two survivors.
             await StartNodes(3, i => Context(options, gates[i], minNodes: 2, nodes: 3), throttler: true, into: nodes);
             await gates[0].Reached.WaitAsync(RunDeadline);
+            await AwaitConvergence(nodes);
             var old = nodes[0];
             // Held after applying step 7 (checkpoint of step 5 on disk): cut the node off, then kill it. Its coordinator
             // stays frozen until the survivors are done, so nothing it does after the crash can reach them.

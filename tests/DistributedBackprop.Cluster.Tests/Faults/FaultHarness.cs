@@ -58,7 +58,7 @@ internal sealed class StepGate(long holdAt = -1) : ITrainingObserver
 /// <summary>Small runs, fast failure detection and the helpers every fault test shares.</summary>
 internal static class FaultHarness
 {
-    public static readonly TimeSpan RunDeadline = TimeSpan.FromMinutes(3);
+    public static readonly TimeSpan RunDeadline = TimeSpan.FromSeconds(double.Parse(Environment.GetEnvironmentVariable("FAULTS_DEADLINE_S") ?? "180"));
 
     /// <summary>2,000 training rows, batch 120: 16 steps an epoch, 32 in all; each step a few milliseconds.</summary>
     public static TrainingOptions Options(string? checkpointDir = null, int checkpointEvery = 0) => new()
@@ -92,6 +92,7 @@ internal static class FaultHarness
         StableAfter = TimeSpan.FromSeconds(2),
         DownRemovalMargin = TimeSpan.FromSeconds(1),
         EnableThrottler = throttler,
+        LogLevel = Environment.GetEnvironmentVariable("FAULTS_LOG") ?? "WARNING",
     };
 
     public static CoordinatorTuning Tuning(TimeSpan? workerWait = null) => new()
@@ -148,6 +149,27 @@ internal static class FaultHarness
             Assert.True(await transport.ManagementCommand(
                 new SetThrottle(peer, ThrottleTransportAdapter.Direction.Both, mode)).WaitAsync(TimeSpan.FromSeconds(10)),
                 $"the throttler refused {mode} for {peer}");
+        }
+    }
+
+    /// <summary>
+    /// Waits until every node sees every node Up and reachable. The run starts as soon as the leader has moved the nodes
+    /// Up, which can be before the others have heard it; a fault injected then finds the survivors still Joining in
+    /// their own view, and the Split Brain Resolver (which counts Up members) downs the survivors instead of the victim.
+    /// </summary>
+    public static async Task AwaitConvergence(IReadOnlyList<ClusterNode> nodes)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        bool Converged(ClusterNode node)
+        {
+            var state = Akka.Cluster.Cluster.Get(node.System).State;
+            return state.Unreachable.Count == 0 && state.Members.Count(m => m.Status == Akka.Cluster.MemberStatus.Up) == nodes.Count
+                   && state.SeenBy.Count == nodes.Count;
+        }
+        while (!nodes.All(Converged))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the cluster did not converge with every node Up within 30 s");
+            await Task.Delay(20);
         }
     }
 
