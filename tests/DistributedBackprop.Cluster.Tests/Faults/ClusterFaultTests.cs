@@ -72,6 +72,37 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Worker_node_leaving_mid_training_loses_no_step()
+    {
+        // ActorSystem.Terminate alone runs CoordinatedShutdown: the node leaves gracefully and sharding hands its worker
+        // off to a survivor. Nothing is lost, so nothing need be detected; the weights are the point.
+        var options = Options();
+        var expected = Oracle(options);
+        var gate = new StepGate(holdAt: 4);
+        var nodes = new List<ClusterNode>();
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            await StartNodes(3, i => Context(options, i == 0 ? gate : new StepGate(), minNodes: 3, nodes: 3), into: nodes);
+            await gate.Reached.WaitAsync(RunDeadline);
+            await AwaitConvergence(nodes);
+            var terminated = nodes[2].System.Terminate();
+            gate.Release();
+
+            var outcome = await CoordinatorOutcome(nodes.Take(2));
+            Report(nameof(Worker_node_leaving_mid_training_loses_no_step), clock, outcome);
+
+            AssertOracle(expected, outcome);
+            await terminated.WaitAsync(RunDeadline);
+        }
+        finally
+        {
+            gate.Release();
+            await DisposeAll(nodes);
+        }
+    }
+
+    [Fact]
     public async Task Blackholed_worker_node_is_worked_around()
     {
         var options = Options();
