@@ -60,6 +60,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     // Per-step bookkeeping for the summary: wall, compute (slowest worker), coordinator work, bytes over the network.
     private readonly Stopwatch _stepClock = new();
     private double _stepCompute;
+    private int _faultsAtStepStart;
     private double _trainSeconds, _computeSeconds, _coordinatorSeconds;
     private long _bytesSent, _stepsRun;
     private double _lastLoss = double.NaN;
@@ -368,6 +369,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var step = state.Step;
         _stepClock.Restart();
         _stepCompute = 0;
+        _faultsAtStepStart = _faults.Records.Count;
         SendAll(_work.BeginStep(), step);
         _onWorkerLost = worker => SendAll(_work.Reassign(worker, _reducer!.IsCovered), step);
         StartWaiting(() =>
@@ -469,11 +471,16 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _coordinatorSeconds += apply;
         _stepsRun++;
         _lastLoss = report.Loss;
+        // Only fault-free steps set the straggler deadline: a step that waited for a straggler (or a lost worker) would
+        // raise the median, the next deadline with it, and a persistent straggler would slow every step more and more.
+        if (_faults.Records.Count == _faultsAtStepStart)
+        {
+            Remember(wall);
+        }
         _faults.StepCompleted();
         TrainingMetrics.RecordStep(wall, _stepsRun * setup.Options.Batch / _trainSeconds, report.Loss, report.GradientNorm,
             report.Clipped);
         TrainingMetrics.SetWorkersAlive(_work.Alive.Count);
-        Remember(wall);
 
         var observer = _context.Observer;
         if (report.Warning is not null)

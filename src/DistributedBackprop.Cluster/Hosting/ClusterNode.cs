@@ -64,6 +64,12 @@ public sealed record ClusterNodeSettings
     /// others trust).</summary>
     public string? TlsCertificatePath { get; init; }
     public string? TlsCertificatePassword { get; init; }
+
+    /// <summary>
+    /// Chaos testing only: wraps the TCP transport in Akka's throttler adapter (<c>trttl</c>), so a test can blackhole
+    /// this node's associations through <c>RemoteTransport.ManagementCommand(new SetThrottle(...))</c>.
+    /// </summary>
+    public bool EnableThrottler { get; init; }
 }
 
 /// <summary>The tags of the two Akka.Hosting health checks every node registers (liveness and readiness probes).</summary>
@@ -161,6 +167,7 @@ public sealed class ClusterNode : IAsyncDisposable
                 akka.cluster.down-removal-margin = {{(int)settings.DownRemovalMargin.TotalMilliseconds}}ms
                 akka.cluster.singleton.hand-over-retry-interval = 500ms
                 akka.cluster.sharding.retry-interval = 500ms
+                {{(settings.EnableThrottler ? "akka.remote.dot-netty.tcp.applied-adapters = [trttl]" : "")}}
                 """, HoconAddMode.Prepend)
             .WithRemoting(remote)
             .WithWireRemotingSettings()

@@ -59,11 +59,22 @@ public sealed class WeightsCache : ReceiveActor
             _coordinator = Sender;
         }
         _runId = message.RunId;
-        // A version at or below one already held comes from a new coordinator incarnation replaying from a checkpoint:
-        // what this cache holds beyond it belongs to the lost timeline.
-        foreach (var stale in _versions.Keys.Where(v => v >= message.Version).ToList())
+        if (_versions.Count > 0 && message.Version < _versions.Keys.Last())
         {
-            _versions.Remove(stale);
+            // A coordinator only ever publishes newer versions; an older one comes from a new incarnation that resumed
+            // from a checkpoint behind the old one. Without this the eviction below would drop the very version the new
+            // incarnation's workers ask for ("gone"), for ever. The newer versions belong to the dead incarnation's
+            // timeline (the replay recomputes them): drop them, and release whoever waits for one of them.
+            foreach (var newer in _versions.Keys.Where(v => v > message.Version).ToList())
+            {
+                _versions.Remove(newer);
+            }
+            foreach (var version in _waiting.Keys.Where(v => v > message.Version).ToList())
+            {
+                Reply(_waiting[version], new WeightsGone(version));
+                _waiting.Remove(version);
+            }
+            _log.Info("weights version {0} is older than this cache's; a new coordinator incarnation resumed", message.Version);
         }
         _versions[message.Version] = new ModelWeights(message.Parameters, message.Buffers);
         while (_versions.Count > Keep)

@@ -42,6 +42,37 @@ public sealed class WeightsCacheTests : TestKit
     }
 
     [Fact]
+    public void A_resumed_coordinator_incarnations_older_version_is_kept_and_waiters_for_the_dead_timeline_are_released()
+    {
+        var cache = NewCache();
+        var oldCoordinator = CreateTestProbe();
+        var newCoordinator = CreateTestProbe();
+        var stuck = CreateTestProbe();
+        var requester = CreateTestProbe();
+        for (var v = 6; v <= 8; v++)
+        {
+            oldCoordinator.Send(cache, Version(v));
+        }
+        // A job of the old incarnation waits for a version it never published.
+        stuck.Send(cache, new GetWeights(RunId, 9));
+
+        // The new incarnation resumed from the checkpoint of step 5 and publishes version 5.
+        var resumed = Version(5);
+        newCoordinator.Send(cache, resumed);
+
+        Assert.Equal(9, stuck.ExpectMsg<WeightsGone>(Patience).Version);
+        requester.Send(cache, new GetWeights(RunId, 5));
+        var available = requester.ExpectMsg<WeightsAvailable>(Patience);
+        Assert.Equal(5, available.Version);
+        AssertBitEqual(resumed.Parameters, available.Weights.Parameters, "parameters");
+        // The replay's version 6 is the new incarnation's to publish; until then a request waits (and pulls from it).
+        requester.Send(cache, new GetWeights(RunId, 6));
+        Assert.Equal(6, newCoordinator.ExpectMsg<PullWeights>(Patience).Version);
+        newCoordinator.Send(cache, Version(6));
+        Assert.Equal(6, requester.ExpectMsg<WeightsAvailable>(Patience).Version);
+    }
+
+    [Fact]
     public void A_version_older_than_the_cache_keeps_is_WeightsGone()
     {
         var cache = NewCache();
