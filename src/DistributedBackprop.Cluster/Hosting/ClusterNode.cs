@@ -274,6 +274,28 @@ public sealed class ClusterNode : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Chaos: cuts this node off from every other member, both directions, for <paramref name="duration"/>, then heals
+    /// (Akka's throttler transport adapter; needs <see cref="ClusterNodeSettings.EnableThrottler"/>).
+    /// </summary>
+    public async Task PartitionAsync(TimeSpan duration)
+    {
+        var transport = ((Akka.Remote.RemoteActorRefProvider)((ExtendedActorSystem)System).Provider).Transport;
+        var self = Akka.Cluster.Cluster.Get(System).SelfAddress;
+        var peers = Akka.Cluster.Cluster.Get(System).State.Members.Select(m => m.Address).Where(a => a != self).ToList();
+        foreach (var peer in peers)
+        {
+            await transport.ManagementCommand(new Akka.Remote.Transport.SetThrottle(peer,
+                Akka.Remote.Transport.ThrottleTransportAdapter.Direction.Both, Akka.Remote.Transport.Blackhole.Instance));
+        }
+        await Task.Delay(duration);
+        foreach (var peer in peers)
+        {
+            await transport.ManagementCommand(new Akka.Remote.Transport.SetThrottle(peer,
+                Akka.Remote.Transport.ThrottleTransportAdapter.Direction.Both, Akka.Remote.Transport.Unthrottled.Instance));
+        }
+    }
+
     /// <summary>Leaves the cluster gracefully (CoordinatedShutdown) and stops the host.</summary>
     public async ValueTask DisposeAsync()
     {

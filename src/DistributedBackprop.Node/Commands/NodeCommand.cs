@@ -85,7 +85,9 @@ public static class NodeCommand
         AtomicFile.CheckWritable(summaryPath, "summary-json");
         var seeds = Split(args.String("seeds"));
         // With TLS, Akka.Remote's addresses use the akka.ssl.tcp scheme.
-        var scheme = args.String("tls-certificate") is null ? "akka.tcp" : "akka.ssl.tcp";
+        // With the chaos throttler (simulate --chaos), akka.trttl.tcp.
+        var scheme = args.String("tls-certificate") is not null ? "akka.ssl.tcp"
+            : args.Flag(ControlStdinOption) ? "akka.trttl.tcp" : "akka.tcp";
         foreach (var seed in seeds)
         {
             if (!Uri.TryCreate(seed, UriKind.Absolute, out var uri) || uri.Scheme != scheme || uri.Port <= 0)
@@ -139,13 +141,10 @@ public static class NodeCommand
             PodLabelSelector = args.String("pod-label-selector") ?? "app={0}",
             TlsCertificatePath = tlsCertificate,
             TlsCertificatePassword = args.String("tls-certificate-password"),
+            EnableThrottler = args.Flag(ControlStdinOption),
         };
         var httpPort = args.String("http-port") is null ? (int?)null : TcpPort(args.Int("http-port", 0), "http-port");
         var httpHostname = args.String("http-hostname") ?? hostname;
-        if (args.Flag(ControlStdinOption))
-        {
-            Chaos.ChaosControl.Listen(context, Console.In);
-        }
         var parentPid = args.Int(ParentPidOption, 0);
         if (parentPid == 0)
         {
@@ -221,6 +220,11 @@ public static class NodeCommand
                 $"--port: cannot listen on {settings.Hostname}:{settings.Port} ({socket.Message}); pick another port, or 0 for any free one.");
         }
         await using var node = started;
+        if (settings.EnableThrottler)
+        {
+            // simulate --chaos drives this node's faults through its standard input.
+            Chaos.ChaosControl.Listen(context, Console.In, duration => _ = node.PartitionAsync(duration));
+        }
         Console.WriteLine($"node {node.Address} started (config {context.ConfigHash})");
         // SIGTERM and Ctrl-C cancel the token (Program.cs); leaving the cluster happens as the node is disposed.
         return await AwaitJob(node, settings, context, joinTimeout, cancel);

@@ -104,8 +104,9 @@ public sealed class ChaosDriver(IReadOnlyList<ChaosEvent> events, Func<int, Node
     {
         lock (_gate)
         {
-            return _injected.Select(r => $"chaos: {r.Event.Text} on {r.Node}: next step completed "
-                                         + (r.RecoverySeconds is { } s ? $"{s:F2} s after the fault" : "never (the job ended first)")).ToList();
+            return _injected.Select(r => $"chaos: {r.Event.Text} on {r.Node}: " + (r.Event.Action == ChaosAction.Nan
+                ? $"armed for step {r.Event.Step} (what the coordinator did is in faults.detected)"
+                : r.RecoverySeconds is { } s ? $"next step completed {s:F2} s after the fault" : "the job ended before the next step")).ToList();
         }
     }
 }

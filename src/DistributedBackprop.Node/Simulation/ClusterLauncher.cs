@@ -127,7 +127,8 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
         for (var attempt = 1; ; attempt++)
         {
             var port = FreeLoopbackPort();
-            seed = $"akka.tcp://distbp@127.0.0.1:{port}";
+            // Under chaos the nodes run Akka's throttler adapter (partitions), which shows in their addresses.
+            seed = $"{(launch.Chaos.Count > 0 ? "akka.trttl.tcp" : "akka.tcp")}://distbp@127.0.0.1:{port}";
             var node = StartNode(0, port, seed);
             _nodes.Add(node);
             // The joiners find the seed listening at once (an early refused connection gates the address for 5 s).
