@@ -48,6 +48,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private GradientTreeReducer? _reducer;
     private WeightsVersion? _current;
     private long? _resumedFrom;
+    private const int WeightsRing = 5;
+    private readonly (float[] Parameters, float[] Buffers)?[] _ring = new (float[], float[])?[WeightsRing];
     private bool _resuming;
     private int _phase;
     private DateTime _lastProgress = DateTime.UtcNow;
@@ -725,12 +727,20 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private NormaliserReady NormaliserMessage() =>
         new(_runId, _setup!.Normaliser.Mean, _setup.Normaliser.Std);
 
-    /// <summary>A read-only copy of the weights as version Step, sent once to every node's cache.</summary>
+    /// <summary>
+    /// A read-only copy of the weights as version Step, sent once to every node's cache. The copies come from a small
+    /// ring: a cache keeps 3 versions, so the buffer of the version 5 back is no longer read by anyone in this process
+    /// (remote nodes get serialized bytes at send time), and a step allocates nothing.
+    /// </summary>
     private void PublishWeights()
     {
         var weights = _state!.Weights;
-        _current = new WeightsVersion(_runId, _state.Step, (float[])weights.Parameters.Clone(),
-            (float[])weights.Buffers.Clone());
+        var slot = (int)(_state.Step % WeightsRing);
+        _ring[slot] ??= (new float[weights.Parameters.Length], new float[weights.Buffers.Length]);
+        var (parameters, buffers) = _ring[slot]!.Value;
+        weights.Parameters.CopyTo(parameters, 0);
+        weights.Buffers.CopyTo(buffers, 0);
+        _current = new WeightsVersion(_runId, _state.Step, parameters, buffers);
         foreach (var (address, cache) in _caches)
         {
             if (!_unreachable.Contains(address))

@@ -9,8 +9,9 @@ namespace DistributedBackprop.Core.Training;
 /// Each thread reduces its own sub-run; the pieces are then combined along the same tree, so the bits do not depend on
 /// the thread count.
 /// </summary>
-public sealed class SliceRunner
+public sealed class SliceRunner : IDisposable
 {
+    private readonly ComputeTeam _team;
     private readonly Network _network;
     private readonly int _threads;
     private readonly Workspace[] _workspaces;
@@ -32,7 +33,10 @@ public sealed class SliceRunner
         }
         _runReducer = new GradientTreeReducer(sliceCount, pool);
         Pool = pool;
+        _team = new ComputeTeam(_threads);
     }
+
+    public void Dispose() => _team.Dispose();
 
     public int SliceSize { get; }
     public int SliceCount { get; }
@@ -47,7 +51,7 @@ public sealed class SliceRunner
     {
         var count = end - first;
         var threads = Math.Clamp(count, 1, _threads);
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        _team.Run(threads, t =>
         {
             var reducer = _threadReducers[t];
             var from = first + t * count / threads;
