@@ -20,7 +20,7 @@ public sealed record WeightsGone(long Version);
 /// node, so a broadcast costs one transfer per node, not one per entity. An entity asking for a version that has not
 /// arrived waits; if it never arrived (a node that joined late, a lost message) the cache pulls it.
 /// </summary>
-public sealed class WeightsCache : ReceiveActor
+public sealed class WeightsCache : ReceiveActor, IWithTimers
 {
     private const int Keep = 3;
     private readonly NodeContext _context;
@@ -50,6 +50,13 @@ public sealed class WeightsCache : ReceiveActor
         });
         Receive<WeightsVersion>(OnWeights);
         Receive<GetWeights>(OnGet);
+        Receive<PullIfStillMissing>(missing =>
+        {
+            if (_waiting.ContainsKey(missing.Version) && !_versions.ContainsKey(missing.Version))
+            {
+                Pull(missing.RunId, missing.Version);
+            }
+        });
     }
 
     private void OnWeights(WeightsVersion message)
@@ -111,14 +118,30 @@ public sealed class WeightsCache : ReceiveActor
         if (!_waiting.TryGetValue(request.Version, out var list))
         {
             _waiting[request.Version] = list = [];
-            if (_coordinator is not null && _versions.Count > 0)
+            if (_coordinator is not null && _versions.Count > 0 && request.Version < _versions.Keys.Last())
             {
-                // Newer versions exist but this one is missing: ask again rather than wait forever.
-                _log.Info("weights version {0} missing on this node; pulling it from the coordinator", request.Version);
-                _coordinator.Tell(new PullWeights(_runId ?? request.RunId, request.Version));
+                // Newer versions exist but this one is missing: it was lost, ask again rather than wait forever.
+                Pull(request.RunId, request.Version);
+            }
+            else
+            {
+                // Most likely still on its way (a large version arrives in chunks): pull only if it does not come.
+                Timers.StartSingleTimer(("pull", request.Version), new PullIfStillMissing(request.RunId, request.Version), PullAfter);
             }
         }
         list.Add(Sender);
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private static readonly TimeSpan PullAfter = TimeSpan.FromSeconds(1);
+
+    private sealed record PullIfStillMissing(string RunId, long Version);
+
+    private void Pull(string runId, long version)
+    {
+        _log.Info("weights version {0} missing on this node; pulling it from the coordinator", version);
+        _coordinator?.Tell(new PullWeights(_runId ?? runId, version));
     }
 
     private static void Reply(List<IActorRef> requesters, object message)
