@@ -168,6 +168,26 @@ public class GemmTests
         await Task.WhenAll(tasks);
     }
 
+    [Fact]
+    public void Multiply_DoesNotAllocateInSteadyState()
+    {
+        (int R, int I, int C)[] shapes = [(64, 784, 256), (784, 64, 256), (13, 6, 10), (9, 7, 33), (64, 10, 128)];
+        var buffers = shapes.Select(s => (s, a: new float[s.R * s.I], b: new float[s.I * s.C], c: new float[s.R * s.C])).ToArray();
+        foreach (var (s, a, b, c) in buffers)
+        {
+            Gemm.Multiply(a, b, c, s.R, s.I, s.C); // warm-up: grows the per-thread buffers once
+        }
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var round = 0; round < 3; round++)
+        {
+            foreach (var (s, a, b, c) in buffers)
+            {
+                Gemm.Multiply(a, b, c, s.R, s.I, s.C);
+            }
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
     [Theory]
     [InlineData(1, 1)]
     [InlineData(3, 7)]
