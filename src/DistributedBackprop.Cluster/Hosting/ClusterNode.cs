@@ -46,8 +46,8 @@ public sealed record ClusterNodeSettings
     /// once membership has been stable for <see cref="StableAfter"/>; the singleton moves after the removal margin.
     /// </summary>
     public TimeSpan AcceptableHeartbeatPause { get; init; } = TimeSpan.FromSeconds(3);
-    public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(5);
-    public TimeSpan DownRemovalMargin { get; init; } = TimeSpan.FromSeconds(2);
+    public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(4);
+    public TimeSpan DownRemovalMargin { get; init; } = TimeSpan.FromSeconds(1);
 
     public Discovery Discovery { get; init; } = Discovery.Seeds;
     /// <summary>Akka.Management's HTTP port (cluster bootstrap probes each contact point there).</summary>

@@ -10,7 +10,7 @@ namespace DistributedBackprop.Cluster.Workers;
 /// </summary>
 public sealed class NodeAgent : ReceiveActor, IWithTimers
 {
-    private static readonly TimeSpan RegisterEvery = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan RegisterEvery = TimeSpan.FromMilliseconds(500);
     private readonly NodeContext _context;
     private readonly IActorRef _coordinator;
     private readonly ILoggingAdapter _log = Context.GetLogger();
