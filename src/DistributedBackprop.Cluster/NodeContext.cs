@@ -16,6 +16,8 @@ public sealed record FaultInjection
     /// <summary>Delay every reply by this much from <see cref="SlowFromStep"/> on.</summary>
     public TimeSpan SlowBy { get; init; }
     public long SlowFromStep { get; init; } = long.MaxValue;
+    /// <summary>Return subtly wrong (but finite) sums from this step on: a corrupt worker.</summary>
+    public long CorruptFromStep { get; init; } = long.MaxValue;
 }
 
 public sealed record JobOutputs(string? ModelPath, string? SummaryPath, int MinNodes, int Nodes);

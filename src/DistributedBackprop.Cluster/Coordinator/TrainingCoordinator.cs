@@ -42,6 +42,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly FaultLog _faults = new();
     private readonly Dictionary<string, int> _strikes = [];
     private readonly List<double> _recentSteps = [];
+    // Fingerprints of this step's results whose slices also went out as speculative copies.
+    private readonly Dictionary<(long Step, TreeNode Node), (string Worker, byte[] Hash)> _fingerprints = [];
 
     private TrainingSetup? _setup;
     private TrainingState? _state;
@@ -371,6 +373,11 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var step = state.Step;
         _stepClock.Restart();
         _stepCompute = 0;
+        // A straggler's result may arrive a few steps late; older fingerprints can go.
+        foreach (var old in _fingerprints.Keys.Where(k => k.Step < step - 8).ToList())
+        {
+            _fingerprints.Remove(old);
+        }
         _faultsAtStepStart = _faults.Records.Count;
         SendAll(_work.BeginStep(), step);
         _onWorkerLost = worker => SendAll(_work.Reassign(worker, _reducer!.IsCovered), step);
@@ -411,17 +418,19 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     {
         var state = _state!;
         var setup = _setup!;
-        if (result.RunId != _runId || result.Step != state.Step || result.Version != _current!.Version)
+        var node = new TreeNode(result.Level, result.Index);
+        if (result.RunId != _runId || result.Sum.Length != setup.Network.ResultLength || result.Level < 0
+            || result.Index < 0 || result.Level > GradientTree.RootLevel(setup.Options.Slices)
+            || node.First >= setup.Options.Slices)
         {
-            _log.Debug("dropped a stale result for step {0} from {1}", result.Step, result.WorkerId);
+            _log.Debug("dropped a malformed result for step {0} from {1}", result.Step, result.WorkerId);
             return;
         }
-        var node = new TreeNode(result.Level, result.Index);
-        if (result.Sum.Length != setup.Network.ResultLength || result.Level < 0 || result.Index < 0
-            || result.Level > GradientTree.RootLevel(setup.Options.Slices) || node.First >= setup.Options.Slices
-            || _reducer!.Overlaps(node))
+        if (result.Step != state.Step || result.Version != _current!.Version || _reducer!.Overlaps(node))
         {
-            _log.Debug("dropped a duplicate or malformed result for step {0} from {1}", result.Step, result.WorkerId);
+            // Stale (a straggler's, after its copy won) or a duplicate: dropped, but compared where possible.
+            CrossCheck(node, result);
+            _context.Pool.Return(result.Sum);
             return;
         }
         var first = node.First;
@@ -442,6 +451,11 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             SendAll(_work.Recompute(first, end, result.WorkerId), state.Step);
             return;
         }
+        if (_work.Current.Any(a => a.Copy && a.First < node.End(setup.Options.Slices) && node.First < a.End))
+        {
+            // A speculative copy of these slices is out: keep a fingerprint so the two results can be compared.
+            _fingerprints[(result.Step, node)] = (result.WorkerId, Fingerprint(result.Sum));
+        }
         _reducer!.Add(node, result.Sum);
         Progressed();
         if (!IsLocal(Sender))
@@ -455,6 +469,30 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             ApplyStep();
         }
     }
+
+    /// <summary>
+    /// A duplicate (a speculative copy, or a re-assigned run) is dropped, but where it covers exactly a subtree already
+    /// received, the two must be bit-identical: a difference means one of the two workers computes wrongly.
+    /// </summary>
+    private void CrossCheck(TreeNode node, SliceResult duplicate)
+    {
+        if (!_fingerprints.TryGetValue((duplicate.Step, node), out var first) || first.Worker == duplicate.WorkerId)
+        {
+            _log.Debug("dropped a duplicate result for step {0} from {1}", duplicate.Step, duplicate.WorkerId);
+            return;
+        }
+        if (!Fingerprint(duplicate.Sum).AsSpan().SequenceEqual(first.Hash))
+        {
+            var end = node.End(_setup!.Options.Slices) - 1;
+            _log.Error("{0} and {1} disagree on slices {2}..{3} of step {4}", first.Worker, duplicate.WorkerId, node.First, end,
+                duplicate.Step);
+            _faults.Add("duplicate-mismatch", duplicate.Step, $"{first.Worker} vs {duplicate.WorkerId}",
+                $"the two results for slices {node.First}..{end} differ: one worker is corrupt; the first result was used");
+        }
+    }
+
+    private static byte[] Fingerprint(float[] sum) =>
+        System.Security.Cryptography.SHA256.HashData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(sum.AsSpan()));
 
     private void ApplyStep()
     {

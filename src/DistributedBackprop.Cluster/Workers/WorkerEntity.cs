@@ -171,6 +171,13 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash
             _log.Warning("chaos: injecting a NaN gradient at step {0}", step);
             nodes[0].Value[0] = float.NaN;
         }
+        if (step >= faults.CorruptFromStep)
+        {
+            foreach (var node in nodes)
+            {
+                node.Value[0] += 1e-3f;
+            }
+        }
         if (step >= faults.SlowFromStep && faults.SlowBy > TimeSpan.Zero)
         {
             Thread.Sleep(faults.SlowBy); // chaos: a deliberately slow worker

@@ -243,6 +243,8 @@ public static class NodeCommand
         }
         using var registration = cancel.Register(() => context.Finished.TrySetCanceled(cancel));
         var outcome = await node.Finished;
+        // SIGTERM also stops the host (and so the actor system) directly; that is a requested stop, not a failure.
+        cancel.ThrowIfCancellationRequested();
         if (outcome.Result is { } result)
         {
             Console.WriteLine($"test accuracy {result.Test.Accuracy:P2}  test loss {result.Test.Loss:F4}  "

@@ -254,4 +254,34 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
             await DisposeAll(nodes);
         }
     }
+
+    [Fact]
+    public async Task A_slow_corrupt_worker_is_caught_by_its_speculative_copy()
+    {
+        var options = Options();
+        var expected = Oracle(options);
+        const int from = 10;
+        var nodes = new List<ClusterNode>();
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            // Node 1 is slow (so its slices get copies) and wrong (finite, so only the cross-check can tell).
+            await StartNodes(3, i => Context(options, new StepGate(), minNodes: 3, nodes: 3,
+                faults: i == 1
+                    ? new FaultInjection { SlowFromStep = from, SlowBy = TimeSpan.FromSeconds(2), CorruptFromStep = from }
+                    : null), into: nodes);
+
+            var outcome = await CoordinatorOutcome(nodes);
+            Report(nameof(A_slow_corrupt_worker_is_caught_by_its_speculative_copy), clock, outcome);
+
+            AssertHostsAWorker(outcome, nodes[1]);
+            // The copies win every race, so the corrupt sums never enter the tree.
+            AssertOracle(expected, outcome);
+            Assert.Contains(Detected(outcome), f => f["kind"]!.GetValue<string>() == "duplicate-mismatch");
+        }
+        finally
+        {
+            await DisposeAll(nodes);
+        }
+    }
 }

@@ -45,7 +45,10 @@ public sealed class TooFewWorkersTests() : TestKit(SingleNodeCluster("too-few-wo
             var self = Akka.Cluster.Cluster.Get(Sys).SelfAddress;
             var region = CreateTestProbe("region");
             Sys.ActorOf(Props.Create(() => new Protocol.ForwardTo(CreateTestProbe("cache").Ref)), "weights-cache");
-            Sys.ActorOf(Props.Create(() => new TrainingCoordinator(context, region.Ref)), "coordinator");
+            var coordinator = Sys.ActorOf(Props.Create(() => new TrainingCoordinator(context, region.Ref)), "coordinator");
+            // What the node agent does on every node: only nodes with matching options count towards --min-nodes.
+            coordinator.Tell(new RegisterNode(Akka.Cluster.Cluster.Get(Sys).SelfAddress.ToString(), context.ConfigHash), TestActor);
+            ExpectMsg<NodeVerdict>(v => v.Accepted, Patience);
 
             region.ExpectMsg<GetCurrentRegions>(Patience);
             region.Reply(new CurrentRegions(ImmutableHashSet.Create(self)));
