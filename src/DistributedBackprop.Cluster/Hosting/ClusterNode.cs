@@ -72,6 +72,14 @@ public sealed record ClusterNodeSettings
     public bool EnableThrottler { get; init; }
 }
 
+/// <summary>A host lifetime that reacts to no signal: the distbp command that owns the node stops it.</summary>
+internal sealed class CommandLifetime : IHostLifetime
+{
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
 /// <summary>The tags of the two Akka.Hosting health checks every node registers (liveness and readiness probes).</summary>
 public static class HealthTags
 {
@@ -104,7 +112,13 @@ public sealed class ClusterNode : IAsyncDisposable
         CancellationToken cancel = default, Action<IHostBuilder>? configureHost = null)
     {
         var hostBuilder = new HostBuilder()
-            .ConfigureServices(services => services.AddAkka(settings.SystemName, builder => Configure(builder, settings, context)));
+            .ConfigureServices(services =>
+            {
+                // The command decides when the node stops (its own SIGTERM/Ctrl-C handling, then DisposeAsync); the
+                // default console lifetime would also stop the host on SIGTERM, racing the command's own handling.
+                services.AddSingleton<IHostLifetime, CommandLifetime>();
+                services.AddAkka(settings.SystemName, builder => Configure(builder, settings, context));
+            });
         configureHost?.Invoke(hostBuilder);
         var host = hostBuilder.Build();
         await host.StartAsync(cancel);
@@ -159,6 +173,7 @@ public sealed class ClusterNode : IAsyncDisposable
                 akka.log-dead-letters-during-shutdown = off
                 akka.cluster.sharding.distributed-data.durable.keys = []
                 akka.coordinated-shutdown.exit-clr = off
+                akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
                 akka.cluster.failure-detector.heartbeat-interval = 1s
                 akka.cluster.failure-detector.acceptable-heartbeat-pause = {{(int)settings.AcceptableHeartbeatPause.TotalMilliseconds}}ms
                 akka.cluster.downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
