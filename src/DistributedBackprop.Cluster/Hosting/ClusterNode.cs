@@ -151,6 +151,9 @@ public sealed class ClusterNode : IAsyncDisposable
                 SuppressValidation = false,
             };
         }
+        // run-by-clr-shutdown-hook off: SIGTERM and Ctrl-C belong to the process (Program.cs cancels, and the node leaves
+        // as it is disposed). Akka's own ProcessExit hook raced that path and stopped the actor system first, so that a
+        // terminated node (a deleted pod) reported "actor system stopped" with exit 1 instead of 143.
         builder
             .AddHocon($$"""
                 akka.loglevel = {{settings.LogLevel}}
@@ -159,6 +162,7 @@ public sealed class ClusterNode : IAsyncDisposable
                 akka.log-dead-letters-during-shutdown = off
                 akka.cluster.sharding.distributed-data.durable.keys = []
                 akka.coordinated-shutdown.exit-clr = off
+                akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
                 akka.cluster.failure-detector.heartbeat-interval = 1s
                 akka.cluster.failure-detector.acceptable-heartbeat-pause = {{(int)settings.AcceptableHeartbeatPause.TotalMilliseconds}}ms
                 akka.cluster.downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
