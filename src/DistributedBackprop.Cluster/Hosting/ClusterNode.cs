@@ -165,6 +165,9 @@ public sealed class ClusterNode : IAsyncDisposable
                 SuppressValidation = false,
             };
         }
+        // run-by-clr-shutdown-hook off: SIGTERM and Ctrl-C belong to the process (Program.cs cancels, and the node leaves
+        // as it is disposed). Akka's own ProcessExit hook raced that path and stopped the actor system first, so that a
+        // terminated node (a deleted pod) reported "actor system stopped" with exit 1 instead of 143.
         builder
             .AddHocon($$"""
                 akka.loglevel = {{settings.LogLevel}}

@@ -14,7 +14,7 @@ namespace DistributedBackprop.Node.Tests.Deploy;
 /// </summary>
 public sealed class PodClusterTests(ITestOutputHelper output)
 {
-    private static readonly string Root = FindRoot();
+    internal static readonly string Root = FindRoot();
     private const int HttpPort = 8080;
 
     [NetnsFact]
@@ -170,7 +170,7 @@ public sealed class PodClusterTests(ITestOutputHelper output)
         return new DistbpRun(process.ExitCode, stdout.Result, stderr.Result);
     }
 
-    private static void Run(string file, string[] args)
+    internal static void Run(string file, string[] args)
     {
         var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args)
@@ -192,7 +192,7 @@ public sealed class PodClusterTests(ITestOutputHelper output)
             }
         }));
 
-    private static string Dotnet() =>
+    internal static string Dotnet() =>
         Environment.ProcessPath is { } self && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self
         : Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
 
