@@ -28,5 +28,6 @@ PY
 }
 run fault-free
 run worker-kill --chaos kill:node-2@100
+run worker-kill-gone --chaos kill:node-2@100 --no-respawn
 run coordinator-kill --chaos kill:coordinator@100
 run freeze --chaos stop:node-1@100/5s
