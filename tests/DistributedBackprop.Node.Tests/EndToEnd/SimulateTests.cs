@@ -131,6 +131,36 @@ public sealed partial class SimulateTests
     }
 
     [Fact]
+    public void Node_of_another_cluster_name_cannot_join()
+    {
+        using var temp = new TempFolder();
+        var port = RunningDistbp.ClosedPort();
+        using var first = RunningDistbp.Start(temp.Path,
+            ["node", "--port", $"{port}", "--seeds", $"akka.tcp://distbp@127.0.0.1:{port}", "--min-nodes", "2", .. SmallJob]);
+        try
+        {
+            first.WaitUntil(() => first.Stdout.Contains(" started"), Deadline, "'node ... started'");
+            // Same options, same address, but another actor system (cluster) name: Akka refuses the join.
+            var stranger = Distbp.RunIn(temp.Path,
+            [
+                "node", "--cluster-name", "other", "--port", "0", "--seeds", $"akka.tcp://other@127.0.0.1:{port}",
+                "--min-nodes", "2", "--join-timeout", "5", .. SmallJob,
+            ]);
+            Assert.True(stranger.ExitCode == 2, stranger.ToString());
+            Assert.StartsWith("distbp: --seeds: could not join the cluster", stranger.StderrLines[^1]);
+            Assert.DoesNotContain("epoch ", first.Stdout);
+        }
+        finally
+        {
+            if (RunningDistbp.IsAlive(first.Pid))
+            {
+                first.Signal(RunningDistbp.SIGTERM);
+            }
+            first.WaitForExit(Deadline);
+        }
+    }
+
+    [Fact]
     public void Node_on_a_port_in_use_exits_2_naming_the_port()
     {
         using var temp = new TempFolder();
