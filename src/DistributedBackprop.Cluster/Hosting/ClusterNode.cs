@@ -177,6 +177,7 @@ public sealed class ClusterNode : IAsyncDisposable
                 akka.cluster.sharding.distributed-data.durable.keys = []
                 akka.coordinated-shutdown.exit-clr = off
                 akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
+                akka.coordinated-shutdown.phases.cluster-sharding-shutdown-region.timeout = 3s
                 akka.cluster.failure-detector.heartbeat-interval = 1s
                 akka.cluster.failure-detector.acceptable-heartbeat-pause = {{(int)settings.AcceptableHeartbeatPause.TotalMilliseconds}}ms
                 akka.cluster.downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
