@@ -6,6 +6,7 @@ using Akka.Cluster.Sharding;
 using Akka.Event;
 using DistributedBackprop.Cluster.Telemetry;
 using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Core;
 using DistributedBackprop.Core.Checkpoints;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Kernels;
@@ -704,7 +705,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             }
             if (_context.Outputs.SummaryPath is { } summaryPath)
             {
-                AtomicText.Write(summaryPath, TrainingSummary.ToJson(summary));
+                AtomicWrite.Text(summaryPath, TrainingSummary.ToJson(summary));
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -47,29 +47,7 @@ public static class ModelFile
     public const int FormatVersion = 1;
     private static readonly byte[] Magic = "DISTBPMF"u8.ToArray();
 
-    public static void Write(string path, ModelSnapshot snapshot)
-    {
-        var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        Directory.CreateDirectory(directory);
-        var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-            {
-                var bytes = Serialize(snapshot);
-                stream.Write(bytes);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp))
-            {
-                File.Delete(temp);
-            }
-        }
-    }
+    public static void Write(string path, ModelSnapshot snapshot) => AtomicWrite.Bytes(path, Serialize(snapshot));
 
     public static byte[] Serialize(ModelSnapshot snapshot)
     {

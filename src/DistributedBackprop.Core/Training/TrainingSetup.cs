@@ -40,6 +40,18 @@ public sealed class TrainingSetup
         return Create(options, raw, FeatureNormaliser.FromStatistics(FeatureStatistics.Compute(raw.Train)));
     }
 
+    /// <summary>
+    /// Loads the data and checks everything a user can get wrong against it (layer widths, batch against the sample
+    /// count and the slices) before any node or worker starts: one line, exit 2, nothing started.
+    /// </summary>
+    public static DataSplit LoadChecked(TrainingOptions options)
+    {
+        var raw = DataSource.Load(options.DataPath);
+        CheckAgainstData(SpecOf(options), raw.Train, options.Layers);
+        _ = new SlicePlan(options.Seed, raw.Train.Count, options.Batch, options.Slices);
+        return raw;
+    }
+
     public static NetworkSpec SpecOf(TrainingOptions options) => new(NetworkSpec.ParseWidths(options.Layers),
         options.Activation, options.Loss, options.Dropout, options.BatchNorm);
 

@@ -96,9 +96,7 @@ public static class NodeCommand
             }
         }
 
-        var raw = DataSource.Load(options.DataPath);
-        TrainingSetup.CheckAgainstData(TrainingSetup.SpecOf(options), raw.Train, options.Layers);
-        _ = new SlicePlan(options.Seed, raw.Train.Count, options.Batch, options.Slices);
+        var raw = TrainingSetup.LoadChecked(options);
         var context = new NodeContext(options, raw, new JobOutputs(outPath, summaryPath, minNodes, minNodes),
             localWorkers: 1, Chaos.StepReporter.Wrap(new ProgressDisplay(options.Epochs, Console.Out, Console.Error, interactive: false),
                 args.Flag(ReportStepsOption)));

@@ -76,9 +76,7 @@ public static class SimulateCommand
             throw new DistbpInputException($"--log-dir: '{logDir}' is a file; give a folder.");
         }
         // Everything a user can get wrong fails here, before any node starts (the nodes would each say it again).
-        var raw = DataSource.Load(options.DataPath);
-        TrainingSetup.CheckAgainstData(TrainingSetup.SpecOf(options), raw.Train, options.Layers);
-        _ = new SlicePlan(options.Seed, raw.Train.Count, options.Batch, options.Slices);
+        var raw = TrainingSetup.LoadChecked(options);
 
         logDir = Path.GetFullPath(logDir ?? Path.Combine(Path.GetTempPath(), "distbp-simulate-" + Guid.NewGuid().ToString("N")[..12]));
         Directory.CreateDirectory(logDir);

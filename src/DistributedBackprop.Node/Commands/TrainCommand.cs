@@ -40,9 +40,7 @@ public static class TrainCommand
             throw new DistbpInputException($"--checkpoint-dir: '{checkpointDir}' is a file; give a folder.");
         }
 
-        var raw = DataSource.Load(options.DataPath);
-        TrainingSetup.CheckAgainstData(TrainingSetup.SpecOf(options), raw.Train, options.Layers);
-        _ = new SlicePlan(options.Seed, raw.Train.Count, options.Batch, options.Slices);
+        var raw = TrainingSetup.LoadChecked(options);
         Console.WriteLine($"training {options.Layers} on {raw.Train.Count:N0} samples, testing on {raw.Test.Count:N0}; "
                           + $"batch {options.Batch} in {options.Slices} slices, {options.Epochs} epochs, "
                           + $"{options.Workers} workers in one process; checkpoints in {options.CheckpointDir}");

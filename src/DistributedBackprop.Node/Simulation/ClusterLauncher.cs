@@ -88,11 +88,11 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
         }
         if (summaryPath is not null)
         {
-            CopyAtomically(summaryTemp, summaryPath);
+            Core.AtomicWrite.Copy(summaryTemp, summaryPath);
         }
         if (outPath is not null && modelTemp is not null)
         {
-            CopyAtomically(modelTemp, outPath);
+            Core.AtomicWrite.Copy(modelTemp, outPath);
         }
         output.WriteLine($"weights_sha256 {summary["weights_sha256"]?.GetValue<string>()}");
         return 0;
@@ -323,25 +323,6 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
         finally
         {
             listener.Stop();
-        }
-    }
-
-    private static void CopyAtomically(string source, string destination)
-    {
-        var full = Path.GetFullPath(destination);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var temp = $"{full}.{Environment.ProcessId}.tmp";
-        try
-        {
-            File.Copy(source, temp, overwrite: true);
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp))
-            {
-                File.Delete(temp);
-            }
         }
     }
 }
