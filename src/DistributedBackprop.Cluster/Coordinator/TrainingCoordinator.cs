@@ -108,6 +108,17 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private void Common()
     {
         Receive<Tick>(OnTick);
+        // A straggler's result that arrives between steps (evaluation, the end) still shows that its worker is alive,
+        // and is still compared with the copy that won.
+        Receive<SliceResult>(late =>
+        {
+            if (late.RunId == _runId)
+            {
+                _work.Answered(late.WorkerId);
+                CrossCheck(new TreeNode(late.Level, late.Index), late);
+            }
+            _context.Pool.Return(late.Sum);
+        });
         Receive<ClusterEvent.MemberUp>(up =>
         {
             _members.Add(up.Member.Address);
@@ -374,20 +385,27 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var step = state.Step;
         _stepClock.Restart();
         _stepCompute = 0;
-        // A straggler's result may arrive a few steps late; older fingerprints can go.
-        foreach (var old in _fingerprints.Keys.Where(k => k.Step < step - 8).ToList())
+        // A straggler's result may arrive many steps late (the others go on without it while it is silent); its
+        // fingerprints are kept that long so the late result can still be cross-checked. 32 bytes each.
+        foreach (var old in _fingerprints.Keys.Where(k => k.Step < step - 1000).ToList())
         {
             _fingerprints.Remove(old);
         }
         _faultsAtStepStart = _faults.Records.Count;
-        SendAll(_work.BeginStep(), step);
+        var silentBefore = _work.Silent.ToHashSet();
+        SendAll(_work.BeginStep(DateTime.UtcNow), step);
+        foreach (var worker in _work.Silent.Where(w => !silentBefore.Contains(w)))
+        {
+            _faults.Add("worker-silent", step, $"{worker}@{_placement.GetValueOrDefault(worker, "?")}",
+                $"no answer to its last step; left out of the next steps until it answers (at most {WorkAssignment.SilenceGrace.TotalSeconds:F0} s)");
+        }
         _onWorkerLost = worker => SendAll(_work.Reassign(worker, _reducer!.IsCovered), step);
         StartWaiting(() =>
         {
             var covered = (Func<int, bool>)_reducer!.IsCovered;
             if (_work.Current.Count == 0)
             {
-                SendAll(_work.BeginStep(), step);
+                SendAll(_work.BeginStep(DateTime.UtcNow), step);
                 return;
             }
             var copies = _work.Speculate(covered);
@@ -401,8 +419,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         }, () => $"step {step}", StragglerDelay());
         Become(() =>
         {
-            Common();
             Receive<SliceResult>(OnSliceResult);
+            Common();
             ReceiveAny(_ => { });
         });
     }
@@ -420,6 +438,10 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var state = _state!;
         var setup = _setup!;
         var node = new TreeNode(result.Level, result.Index);
+        if (result.RunId == _runId)
+        {
+            _work.Answered(result.WorkerId);
+        }
         if (result.RunId != _runId || result.Sum.Length != setup.Network.ResultLength || result.Level < 0
             || result.Index < 0 || result.Level > GradientTree.RootLevel(setup.Options.Slices)
             || node.First >= setup.Options.Slices)
@@ -716,6 +738,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _context.Finished.TrySetResult(new JobOutcome(0, "done", summary, result));
         var finished = new JobFinished(_runId, 0, "training finished");
         Broadcast(finished);
+        DownUnreachableNodes();
         Become(() =>
         {
             // A node that joins after the end (a restarted pod) is told at once that there is nothing left to do.
@@ -731,15 +754,30 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         StopWaiting();
         _context.Finished.TrySetResult(new JobOutcome(1, message));
         Broadcast(new JobFinished(_runId, 1, message));
+        DownUnreachableNodes();
         Become(() => ReceiveAny(_ => { }));
+    }
+
+    /// <summary>
+    /// The job is over, so a node that is unreachable now (killed, frozen, cut off) has nothing left to give. Downing it
+    /// at once lets the others leave: leaving needs convergence, which an unreachable member blocks until the Split
+    /// Brain Resolver downs it (stable-after, ~4 s later) — time every run with a lost node spent doing nothing.
+    /// </summary>
+    private void DownUnreachableNodes()
+    {
+        foreach (var member in _cluster.State.Unreachable)
+        {
+            _log.Info("job over: downing unreachable node {0} so that the others can leave", member.Address);
+            _cluster.Down(member.Address);
+        }
     }
 
     // ---- helpers ----
 
-    /// <summary>Cuts work items into contiguous runs, one per live worker.</summary>
+    /// <summary>Cuts work items into contiguous runs, one per live worker that is not silent.</summary>
     private IEnumerable<(string Worker, int First, int Count)> Spread(IReadOnlyList<int> items)
     {
-        var alive = _work.Alive;
+        var alive = _work.Ready;
         if (alive.Count == 0)
         {
             yield break;

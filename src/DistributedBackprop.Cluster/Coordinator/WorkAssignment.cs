@@ -18,6 +18,8 @@ public sealed class WorkAssignment
     private readonly Dictionary<string, string> _excluded = [];
     private readonly List<Assignment> _assignments = [];
     private readonly HashSet<int> _recomputed = [];
+    private readonly HashSet<string> _answered = [];
+    private readonly Dictionary<string, DateTime> _silentSince = [];
     private int _nextSpare;
 
     public WorkAssignment(int sliceCount, IEnumerable<string> workers)
@@ -37,19 +39,63 @@ public sealed class WorkAssignment
 
     public bool MarkDead(string worker) => _workers.Contains(worker) && _dead.Add(worker);
 
-    public bool MarkAlive(string worker) => _dead.Remove(worker);
+    /// <summary>A worker (re)started on a reachable node: it may be given work again, silent or not.</summary>
+    public bool MarkAlive(string worker)
+    {
+        _silentSince.Remove(worker);
+        return _dead.Remove(worker);
+    }
 
     public bool IsDead(string worker) => _dead.Contains(worker);
 
     /// <summary>Stops giving work to a worker that returned corrupt results.</summary>
     public void Exclude(string worker, string reason) => _excluded.TryAdd(worker, reason);
 
-    /// <summary>Cuts the step's slices into contiguous runs, one per live worker. Empty when no worker is alive.</summary>
-    public IReadOnlyList<Assignment> BeginStep()
+    /// <summary>
+    /// How long a worker that went silent is left out of the step plan. A worker that has just died would otherwise
+    /// hold up every step by the straggler deadline until the failure detector notices (~3 s); a slow one would be
+    /// handed more work than it can do. After this it is tried again, so a worker that only missed a message rejoins.
+    /// </summary>
+    public static readonly TimeSpan SilenceGrace = TimeSpan.FromSeconds(5);
+
+    /// <summary>Workers given work in an earlier step that have sent nothing back since (a copy did it for them).</summary>
+    public IReadOnlyCollection<string> Silent => _silentSince.Keys;
+
+    /// <summary>Live workers that are not silent; all live ones if every one is.</summary>
+    public IReadOnlyList<string> Ready
     {
+        get
+        {
+            var ready = Alive.Where(w => !_silentSince.ContainsKey(w)).ToList();
+            return ready.Count > 0 ? ready : Alive;
+        }
+    }
+
+    /// <summary>Any result from <paramref name="worker"/>, late or not: it is working.</summary>
+    public void Answered(string worker)
+    {
+        _answered.Add(worker);
+        _silentSince.Remove(worker);
+    }
+
+    /// <summary>
+    /// Cuts the step's slices into contiguous runs, one per live worker that is not silent (all live ones if every one
+    /// is). Empty when no worker is alive.
+    /// </summary>
+    public IReadOnlyList<Assignment> BeginStep(DateTime now)
+    {
+        foreach (var worker in _assignments.Select(a => a.Worker).Where(w => !_answered.Contains(w)))
+        {
+            _silentSince.TryAdd(worker, now);
+        }
+        foreach (var worker in _silentSince.Where(p => now - p.Value >= SilenceGrace).Select(p => p.Key).ToList())
+        {
+            _silentSince.Remove(worker);
+        }
+        _answered.Clear();
         _assignments.Clear();
         _recomputed.Clear();
-        var alive = Alive;
+        var alive = Ready;
         for (var k = 0; k < alive.Count; k++)
         {
             var first = k * SliceCount / alive.Count;

@@ -1,5 +1,6 @@
 using System.Security.Cryptography.X509Certificates;
 using Akka.Actor;
+using Akka.Cluster;
 using Akka.Cluster.Hosting;
 using Akka.Cluster.Sharding;
 using Akka.Discovery.Config.Hosting;
@@ -168,6 +169,9 @@ public sealed class ClusterNode : IAsyncDisposable
         // run-by-clr-shutdown-hook off: SIGTERM and Ctrl-C belong to the process (Program.cs cancels, and the node leaves
         // as it is disposed). Akka's own ProcessExit hook raced that path and stopped the actor system first, so that a
         // terminated node (a deleted pod) reported "actor system stopped" with exit 1 instead of 143.
+        // Sharding's coordinator state in plain majorities (Akka's default asks for majority + 3 on writes and + 5 on
+        // reads, i.e. every node of a small cluster): with one node lost, re-homing its workers, a new coordinator's start
+        // and the hand-offs as the job ends all stalled on the 5 s update timeout until the lost node was removed.
         builder
             .AddHocon($$"""
                 akka.loglevel = {{settings.LogLevel}}
@@ -186,6 +190,8 @@ public sealed class ClusterNode : IAsyncDisposable
                 akka.cluster.down-removal-margin = {{(int)settings.DownRemovalMargin.TotalMilliseconds}}ms
                 akka.cluster.singleton.hand-over-retry-interval = 500ms
                 akka.cluster.sharding.retry-interval = 500ms
+                akka.cluster.sharding.coordinator-state.write-majority-plus = 0
+                akka.cluster.sharding.coordinator-state.read-majority-plus = 0
                 {{(settings.EnableThrottler ? "akka.remote.dot-netty.tcp.applied-adapters = [trttl]" : "")}}
                 """, HoconAddMode.Prepend)
             .WithRemoting(remote)
@@ -280,14 +286,44 @@ public sealed class ClusterNode : IAsyncDisposable
     }
 
     /// <summary>
+    /// The job is over for the whole cluster: stops this node's worker region at once instead of handing its shards
+    /// off as it leaves. Every node is about to exit, so a hand-off has nowhere useful to go; after a lost node it even
+    /// stalled (the shard coordinator could not reach a majority to record it) until the 3 s phase timeout.
+    /// </summary>
+    public async Task StopWorkerRegionAsync(TimeSpan timeout)
+    {
+        if (System.WhenTerminated.IsCompleted)
+        {
+            return;
+        }
+        try
+        {
+            await ActorRegistry.For(System).Get<WorkerRegion>().GracefulStop(timeout);
+        }
+        catch (TaskCanceledException)
+        {
+            // Not stopped in time: CoordinatedShutdown's own region phase takes over, bounded as before.
+        }
+    }
+
+    /// <summary>
     /// The node that hosted the coordinator leaves last, so the singleton does not move to a node that is still
-    /// shutting down and start the job again.
+    /// shutting down and start the job again. Only members that can still leave are waited for: an unreachable or
+    /// downed one never will, and a node that was itself downed has no cluster left to wait on.
     /// </summary>
     public async Task WaitForOthersToLeaveAsync(TimeSpan timeout)
     {
         var cluster = Akka.Cluster.Cluster.Get(System);
         var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline && cluster.State.Members.Count(m => m.Address != cluster.SelfAddress) > 0)
+        bool OthersCanStillLeave()
+        {
+            var state = cluster.State;
+            var unreachable = state.Unreachable.Select(m => m.Address).ToHashSet();
+            return !cluster.IsTerminated && cluster.SelfMember.Status is MemberStatus.Up or MemberStatus.Leaving
+                   && state.Members.Any(m => m.Address != cluster.SelfAddress && m.Status != MemberStatus.Down
+                                             && !unreachable.Contains(m.Address));
+        }
+        while (DateTime.UtcNow < deadline && OthersCanStillLeave())
         {
             await Task.Delay(50);
         }

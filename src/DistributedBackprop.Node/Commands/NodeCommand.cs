@@ -243,6 +243,7 @@ public static class NodeCommand
         var outcome = await node.Finished;
         // SIGTERM also stops the host (and so the actor system) directly; that is a requested stop, not a failure.
         cancel.ThrowIfCancellationRequested();
+        await node.StopWorkerRegionAsync(TimeSpan.FromSeconds(2));
         if (outcome.Result is { } result)
         {
             Console.WriteLine($"test accuracy {result.Test.Accuracy:P2}  test loss {result.Test.Loss:F4}  "

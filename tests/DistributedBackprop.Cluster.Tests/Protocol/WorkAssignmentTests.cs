@@ -1,0 +1,100 @@
+using DistributedBackprop.Cluster.Coordinator;
+using Xunit;
+
+namespace DistributedBackprop.Cluster.Tests.Protocol;
+
+/// <summary>Who gets which slices: a worker that went silent is left out of the next steps until it answers.</summary>
+public sealed class WorkAssignmentTests
+{
+    private static readonly DateTime T0 = new(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+
+    private static WorkAssignment ThreeWorkers() => new(sliceCount: 8, ["worker-0", "worker-1", "worker-2"]);
+
+    private static void AllAnswerExcept(WorkAssignment work, params string[] silent)
+    {
+        foreach (var worker in work.Current.Select(a => a.Worker).Distinct().Where(w => !silent.Contains(w)))
+        {
+            work.Answered(worker);
+        }
+    }
+
+    [Fact]
+    public void Every_live_worker_gets_a_contiguous_run_and_the_runs_cover_every_slice()
+    {
+        var plan = ThreeWorkers().BeginStep(T0);
+
+        Assert.Equal(["worker-0", "worker-1", "worker-2"], plan.Select(a => a.Worker));
+        Assert.Equal(Enumerable.Range(0, 8), plan.SelectMany(a => Enumerable.Range(a.First, a.Count)));
+    }
+
+    [Fact]
+    public void A_worker_that_did_not_answer_its_step_is_left_out_of_the_next()
+    {
+        var work = ThreeWorkers();
+        work.BeginStep(T0);
+        AllAnswerExcept(work, "worker-2");
+
+        var next = work.BeginStep(T0.AddMilliseconds(30));
+
+        Assert.Equal(["worker-2"], work.Silent);
+        Assert.Equal(["worker-0", "worker-1"], next.Select(a => a.Worker));
+        Assert.Equal(Enumerable.Range(0, 8), next.SelectMany(a => Enumerable.Range(a.First, a.Count)));
+    }
+
+    [Fact]
+    public void A_late_result_from_a_silent_worker_brings_it_back()
+    {
+        var work = ThreeWorkers();
+        work.BeginStep(T0);
+        AllAnswerExcept(work, "worker-2");
+        work.BeginStep(T0.AddMilliseconds(30));
+        AllAnswerExcept(work);
+
+        work.Answered("worker-2"); // its stale result for the first step arrives
+        var next = work.BeginStep(T0.AddMilliseconds(60));
+
+        Assert.Empty(work.Silent);
+        Assert.Equal(3, next.Count);
+    }
+
+    [Fact]
+    public void A_silent_worker_is_tried_again_after_the_grace_period()
+    {
+        var work = ThreeWorkers();
+        work.BeginStep(T0);
+        AllAnswerExcept(work, "worker-2");
+        work.BeginStep(T0.AddMilliseconds(30));
+        AllAnswerExcept(work);
+
+        var later = work.BeginStep(T0 + WorkAssignment.SilenceGrace + TimeSpan.FromMilliseconds(30));
+
+        Assert.Contains(later, a => a.Worker == "worker-2");
+    }
+
+    [Fact]
+    public void A_restarted_worker_is_no_longer_silent()
+    {
+        var work = ThreeWorkers();
+        work.BeginStep(T0);
+        AllAnswerExcept(work, "worker-2");
+        work.BeginStep(T0.AddMilliseconds(30));
+        work.MarkDead("worker-2");
+
+        work.MarkAlive("worker-2");
+
+        Assert.Empty(work.Silent);
+        Assert.Contains("worker-2", work.Ready);
+    }
+
+    [Fact]
+    public void When_every_worker_is_silent_all_live_ones_are_used()
+    {
+        var work = ThreeWorkers();
+        work.BeginStep(T0);
+
+        var next = work.BeginStep(T0.AddMilliseconds(30));
+
+        Assert.Equal(3, work.Silent.Count);
+        Assert.Equal(3, next.Count);
+    }
+}
