@@ -34,17 +34,14 @@ public static class PredictionInput
         {
             rows = CsvReader.ReadForPrediction(path, out labelled);
         }
-        else if (labelsPath is not null)
-        {
-            // The IDX reader holds the labels to the model's classes.
-            rows = IdxReader.Read(path, labelsPath, classCount);
-            labelled = true;
-        }
         else
         {
-            var images = IdxReader.ReadImages(path);
-            rows = new Dataset(path, images.Pixels, new int[images.Count], images.PixelsPerImage, classCount);
-            labelled = false;
+            var images = ReadImages(path);
+            labelled = labelsPath is not null;
+            rows = labelsPath is null
+                ? new Dataset(path, images.Pixels, new int[images.Count], images.PixelsPerImage, classCount)
+                // Pairing holds the labels to the model's classes.
+                : IdxReader.Pair(images, path, IdxReader.ReadLabels(labelsPath), labelsPath, classCount, path);
         }
 
         if (rows.FeatureCount != featureCount)
@@ -59,5 +56,18 @@ public static class PredictionInput
                 $"--input: '{path}' has label {rows.Labels[row]} in data row {row + 1}, outside the model's classes 0..{classCount - 1}");
         }
         return new PredictionRows(rows, labelled);
+    }
+
+    private static IdxImages ReadImages(string path)
+    {
+        try
+        {
+            return IdxReader.ReadImages(path);
+        }
+        catch (DistbpInputException e)
+        {
+            // Anything that is not a .csv is read as IDX; say so, in case it was meant to be a CSV.
+            throw new DistbpInputException($"{e.Message}; --input takes an IDX image file or a .csv file");
+        }
     }
 }

@@ -84,7 +84,13 @@ public sealed class PredictTests(TrainedModels trained) : IDisposable
         var labelledCsv = _temp.WriteText("data.csv", SmallData.CsvText());
         var options = new TrainingOptions
         {
-            DataPath = labelledCsv, Layers = SmallData.Layers, Batch = 8, Slices = 2, Epochs = 3, Threads = 1, LearningRate = 0.05f,
+            DataPath = labelledCsv,
+            Layers = SmallData.Layers,
+            Batch = 8,
+            Slices = 2,
+            Epochs = 3,
+            Threads = 1,
+            LearningRate = 0.05f,
         };
         var setup = TrainingSetup.Create(options);
         var trainer = new LocalTrainer(setup);
