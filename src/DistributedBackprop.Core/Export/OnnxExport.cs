@@ -23,8 +23,7 @@ public static class OnnxExport
     public const string ClassName = "class";
     private const string Batch = "batch";
 
-    public static void Write(string path, ModelSnapshot snapshot) => AtomicWrite.Bytes(path, Serialize(snapshot));
-
+    /// <summary>The ONNX model file's bytes; the command writes them atomically.</summary>
     public static byte[] Serialize(ModelSnapshot snapshot)
     {
         var network = new Network(snapshot.Header.Spec);
