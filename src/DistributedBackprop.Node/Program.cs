@@ -17,6 +17,8 @@ public static class Program
           simulate  run a cluster of N local node processes on loopback: distbp simulate --nodes N [training options]
           node      run one cluster node (docker-compose, Kubernetes, simulate)
           eval      evaluate a saved model: distbp eval --model FILE [--data PATH]
+          export    write a saved model as ONNX: distbp export --model FILE --onnx OUT.onnx
+          predict   predict every row of a file: distbp predict --model FILE --input PATH [--output PATH]
           probe     GET a node's health or metrics endpoint: distbp probe [URL] (exit 0 when 2xx)
 
         distbp <command> --help lists a command's options.
@@ -46,7 +48,7 @@ public static class Program
                 Console.WriteLine(Usage);
                 if (args.Length == 0)
                 {
-                    throw new DistbpInputException("no command given; use train, simulate, node or eval (distbp --help).");
+                    throw new DistbpInputException("no command given; use train, simulate, node, eval, export or predict (distbp --help).");
                 }
                 return 0;
             }
@@ -55,10 +57,12 @@ public static class Program
             {
                 "train" => TrainCommand.Run(rest, cancel.Token),
                 "eval" => EvalCommand.Run(rest),
+                "export" => ExportCommand.Run(rest),
+                "predict" => PredictCommand.Run(rest),
                 "node" => NodeCommand.Run(rest, cancel.Token),
                 "simulate" => SimulateCommand.Run(rest, cancel.Token),
                 "probe" => ProbeCommand.Run(rest),
-                _ => throw new DistbpInputException($"unknown command '{args[0]}'; use train, simulate, node or eval (distbp --help)."),
+                _ => throw new DistbpInputException($"unknown command '{args[0]}'; use train, simulate, node, eval, export or predict (distbp --help)."),
             };
         }
         catch (DistbpInputException e)

@@ -18,7 +18,17 @@ public static class CsvReader
     private const int MaxCellInMessage = 40;
 
     /// <summary>Reads every data row in file order; the class count is the largest label + 1 (at least 2).</summary>
-    public static Dataset Read(string path, string labelColumn = DefaultLabelColumn, string? name = null)
+    public static Dataset Read(string path, string labelColumn = DefaultLabelColumn, string? name = null) =>
+        Read(path, labelColumn, name, labelRequired: true, out _);
+
+    /// <summary>
+    /// Rows to predict on: with a label column its labels are read (any class, even one), without one every column
+    /// is a feature and <paramref name="labelled"/> is false (the labels are then all 0).
+    /// </summary>
+    public static Dataset ReadForPrediction(string path, out bool labelled) =>
+        Read(path, DefaultLabelColumn, null, labelRequired: false, out labelled);
+
+    private static Dataset Read(string path, string labelColumn, string? name, bool labelRequired, out bool labelled)
     {
         StreamReader reader;
         try
@@ -33,7 +43,7 @@ public static class CsvReader
         {
             using (reader)
             {
-                return Read(reader, path, labelColumn, name ?? path);
+                return Read(reader, path, labelColumn, name ?? path, labelRequired, out labelled);
             }
         }
         catch (IOException e)
@@ -47,7 +57,11 @@ public static class CsvReader
             ? "does not exist"
             : $"cannot be read: {InputFile.OneLine(e.Message)}"));
 
-    internal static Dataset Read(TextReader reader, string source, string labelColumn, string name)
+    internal static Dataset Read(TextReader reader, string source, string labelColumn, string name) =>
+        Read(reader, source, labelColumn, name, labelRequired: true, out _);
+
+    private static Dataset Read(TextReader reader, string source, string labelColumn, string name, bool labelRequired,
+        out bool labelled)
     {
         var lineNumber = 0;
         string? line;
@@ -64,8 +78,15 @@ public static class CsvReader
         }
 
         var header = line.Split(',').Select(c => c.Trim().Trim('"')).ToArray();
-        var labelIndex = LabelIndex(header, source, labelColumn);
-        var featureCount = header.Length - 1;
+        var labelIndex = labelRequired || header.Contains(labelColumn) ? LabelIndex(header, source, labelColumn) : -1;
+        labelled = labelIndex >= 0;
+        if (!labelled && header.All(h => float.TryParse(h, NumberStyles.Float, CultureInfo.InvariantCulture, out _)))
+        {
+            // Taken for a header, the first row of a header-less file would silently go missing.
+            throw new DistbpInputException(
+                $"data: '{source}' starts with numbers, not a header row; add a header row naming the columns (the label column, if any, '{labelColumn}')");
+        }
+        var featureCount = labelled ? header.Length - 1 : header.Length;
         if (featureCount == 0)
         {
             throw new DistbpInputException($"data: '{source}' has no feature columns besides '{labelColumn}'");
@@ -86,6 +107,10 @@ public static class CsvReader
                 throw new DistbpInputException(
                     $"data: '{source}' line {lineNumber} has {cells.Length} cells but the header has {header.Length} columns");
             }
+            if (!labelled)
+            {
+                labels.Add(0);
+            }
             for (var c = 0; c < cells.Length; c++)
             {
                 var cell = cells[c].Trim();
@@ -105,7 +130,7 @@ public static class CsvReader
         }
 
         var classCount = labels.Max() + 1;
-        if (classCount < 2)
+        if (classCount < 2 && labelRequired)
         {
             throw new DistbpInputException(
                 $"data: '{source}' has only class 0 in column '{labelColumn}'; classification needs labels of at least 2 classes");

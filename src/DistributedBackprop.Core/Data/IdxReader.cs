@@ -71,7 +71,7 @@ public static class IdxReader
         return bytes.AsSpan(LabelHeaderBytes).ToArray();
     }
 
-    private static Dataset Pair(IdxImages images, string imagesSource, byte[] labels, string labelsSource, int? classCount, string name)
+    internal static Dataset Pair(IdxImages images, string imagesSource, byte[] labels, string labelsSource, int? classCount, string name)
     {
         if (images.Count != labels.Length)
         {

@@ -20,7 +20,8 @@ public abstract class Loss
         _ => throw new DistbpInputException($"--loss: unknown loss '{name}'; use cross-entropy or mse."),
     };
 
-    protected static int ArgMax(ReadOnlySpan<float> row)
+    /// <summary>The index of the largest value; the first one on a tie.</summary>
+    public static int ArgMax(ReadOnlySpan<float> row)
     {
         var best = 0;
         for (var c = 1; c < row.Length; c++)
@@ -78,13 +79,7 @@ public sealed class SoftmaxCrossEntropy : Loss
         for (var i = 0; i < rows; i++)
         {
             var z = outputs.Slice(i * classes, classes);
-            var max = z[ArgMax(z)];
-            var sum = 0f;
-            for (var c = 0; c < classes; c++)
-            {
-                e[c] = DeterministicMath.Exp(z[c] - max);
-                sum += e[c];
-            }
+            var (max, sum) = ShiftedExp(z, e);
             if (!outputGradient.IsEmpty)
             {
                 for (var c = 0; c < classes; c++)
@@ -97,5 +92,28 @@ public sealed class SoftmaxCrossEntropy : Loss
             correct += ArgMax(z) == labels[i] ? 1 : 0;
         }
         return (lossSum, correct);
+    }
+
+    /// <summary>softmax(z) of one row, with the same bits as the probabilities training differentiates.</summary>
+    public static void Probabilities(ReadOnlySpan<float> z, Span<float> probabilities)
+    {
+        var (_, sum) = ShiftedExp(z, probabilities);
+        for (var c = 0; c < z.Length; c++)
+        {
+            probabilities[c] /= sum;
+        }
+    }
+
+    /// <summary>e[c] = exp(z[c] − max z), the largest logit shifted to 0 so nothing overflows; returns max and Σ e.</summary>
+    private static (float Max, float Sum) ShiftedExp(ReadOnlySpan<float> z, Span<float> e)
+    {
+        var max = z[ArgMax(z)];
+        var sum = 0f;
+        for (var c = 0; c < z.Length; c++)
+        {
+            e[c] = DeterministicMath.Exp(z[c] - max);
+            sum += e[c];
+        }
+        return (max, sum);
     }
 }

@@ -33,16 +33,46 @@ public static class Evaluator
     public static (double LossSum, int Correct) EvaluateChunk(Network network, ModelWeights weights, Dataset data,
         int chunk, Workspace workspace)
     {
+        var (first, rows) = ChunkRange(data, chunk);
+        var outputs = ChunkOutputs(network, weights, data, chunk, workspace);
+        return network.Loss.Evaluate(outputs, data.Labels.AsSpan(first, rows), Span<float>.Empty, rows,
+            network.OutputSize);
+    }
+
+    /// <summary>
+    /// The network's inference outputs for every row, rows × classes in row order. Each row's outputs depend on that
+    /// row alone, so the chunking and the thread count never change them.
+    /// </summary>
+    public static float[] Outputs(Network network, ModelWeights weights, Dataset data, int threads)
+    {
+        var classes = network.OutputSize;
+        var all = new float[data.Count * classes];
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) };
+        Parallel.For(0, ChunkCount(data.Count), options, () => new Workspace(network, ChunkRows), (c, _, workspace) =>
+        {
+            var outputs = ChunkOutputs(network, weights, data, c, workspace);
+            outputs.CopyTo(all.AsSpan(c * ChunkRows * classes));
+            return workspace;
+        }, _ => { });
+        return all;
+    }
+
+    private static (int First, int Rows) ChunkRange(Dataset data, int chunk)
+    {
         var first = chunk * ChunkRows;
-        var rows = Math.Min(ChunkRows, data.Count - first);
+        return (first, Math.Min(ChunkRows, data.Count - first));
+    }
+
+    private static ReadOnlySpan<float> ChunkOutputs(Network network, ModelWeights weights, Dataset data, int chunk,
+        Workspace workspace)
+    {
+        var (first, rows) = ChunkRange(data, chunk);
         var indices = workspace.Indices.AsSpan(0, rows);
         for (var i = 0; i < rows; i++)
         {
             indices[i] = first + i;
         }
-        var outputs = SliceComputer.Predict(network, weights, data, indices, workspace);
-        return network.Loss.Evaluate(outputs, data.Labels.AsSpan(first, rows), Span<float>.Empty, rows,
-            network.OutputSize);
+        return SliceComputer.Predict(network, weights, data, indices, workspace);
     }
 
     /// <summary>Chunk sums combined in chunk order: the figures do not depend on who evaluated which chunk.</summary>

@@ -46,6 +46,38 @@ public sealed class CsvReaderTests : IDisposable
     }
 
     [Fact]
+    public void For_prediction_a_csv_without_a_label_column_is_all_features()
+    {
+        var csv = _dir.WriteText("d.csv", "x1,x2\n0.5,-2\n7,0\n");
+
+        var data = CsvReader.ReadForPrediction(csv, out var labelled);
+
+        Assert.False(labelled);
+        Assert.Equal(2, data.FeatureCount);
+        Assert.Equal([0.5f, -2f, 7f, 0f], data.Features);
+    }
+
+    [Fact]
+    public void For_prediction_the_label_column_is_read_even_when_every_row_has_one_class()
+    {
+        var csv = _dir.WriteText("d.csv", "x1,label,x2\n0.5,0,-2\n7,0,0\n");
+
+        var data = CsvReader.ReadForPrediction(csv, out var labelled);
+
+        Assert.True(labelled);
+        Assert.Equal([0, 0], data.Labels);
+        Assert.Equal([0.5f, -2f, 7f, 0f], data.Features);
+    }
+
+    [Fact]
+    public void For_prediction_a_csv_without_a_header_row_is_rejected()
+    {
+        var csv = _dir.WriteText("d.csv", "1,2\n3,4\n");
+
+        Expect.InputError(() => CsvReader.ReadForPrediction(csv, out _), $"'{csv}'", "not a header row");
+    }
+
+    [Fact]
     public void Missing_label_column_is_rejected_listing_the_columns_found()
     {
         var csv = _dir.WriteText("d.csv", "a,b,target\n1,2,0\n");

@@ -25,9 +25,12 @@ public static class BadInput
         return run;
     }
 
-    public static DistbpRun Eval(TempFolder temp, string names, params string[] args)
+    public static DistbpRun Eval(TempFolder temp, string names, params string[] args) => Command(temp, names, ["eval", .. args]);
+
+    /// <summary>Runs <c>distbp ARGS</c> (the command first) in <paramref name="temp"/> and checks the contract.</summary>
+    public static DistbpRun Command(TempFolder temp, string names, params string[] args)
     {
-        var run = Distbp.RunIn(temp.Path, ["eval", .. args]);
+        var run = Distbp.RunIn(temp.Path, args);
         Check(run, names);
         NoTempFiles(temp);
         return run;
