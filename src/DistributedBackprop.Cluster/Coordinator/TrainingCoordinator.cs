@@ -526,7 +526,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var observer = _context.Observer;
         if (report.Warning is not null)
         {
-            observer?.OnWarning(report.Warning);
+            observer?.OnWarning(report.Warning.Text);
         }
         var (epoch, stepInEpoch) = setup.Plan.Locate(report.Step);
         observer?.OnStep(report, epoch, stepInEpoch, setup.Plan.StepsPerEpoch,
@@ -541,7 +541,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             foreach (var warning in state.Health.EndEpoch(epoch))
             {
-                observer?.OnWarning(warning);
+                observer?.OnWarning(warning.Text);
             }
             StartEvaluation(epoch, report.Loss);
         }
