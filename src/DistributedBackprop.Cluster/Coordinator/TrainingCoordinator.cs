@@ -825,7 +825,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private void Fail(string message)
     {
         _log.Error("training failed: {0}", message);
-        _run.Info("run-failed", message, _state?.Step);
+        _run.Info("run-failed", message, _state?.Step ?? 0);
         CloseRun();
         StopWaiting();
         _context.Finished.TrySetResult(new JobOutcome(1, message));
