@@ -2,6 +2,7 @@ using DistributedBackprop.Core;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Training;
 using DistributedBackprop.Node.Cli;
+using DistributedBackprop.Node.Dashboard;
 using DistributedBackprop.Node.Simulation;
 
 namespace DistributedBackprop.Node.Commands;
@@ -27,13 +28,13 @@ public static class SimulateCommand
           --workers N      workers in the cluster (default: N, one per node)
           --threads N      compute threads per worker (default: cores / N)
 
-        """ + TrainingOptionsBinder.Help;
+        """ + DashboardOption.Help + TrainingOptionsBinder.Help;
 
     public static int Run(IReadOnlyList<string> argv, CancellationToken cancel)
     {
-        var valued = TrainingOptionsBinder.Valued.Concat(SimulateValued).ToHashSet();
+        var valued = TrainingOptionsBinder.Valued.Concat(SimulateValued).Concat(DashboardOption.Valued).ToHashSet();
         var args = ParsedArguments.Parse("simulate", argv, valued,
-            TrainingOptionsBinder.Switches.Concat(SimulateSwitches).ToHashSet());
+            TrainingOptionsBinder.Switches.Concat(SimulateSwitches).ToHashSet(), DashboardOption.OptionalValue);
         if (args.Flag("help"))
         {
             Console.WriteLine(Help);
@@ -90,6 +91,8 @@ public static class SimulateCommand
             RespawnDelay = respawnDelay,
             Respawn = !args.Flag("no-respawn"),
         };
+        // The dashboard tails the run folder the nodes write; this process trains nothing itself.
+        using var dashboard = DashboardOption.StartIfAsked(args, DashboardOption.RunFolderOf(options), Console.Out, cancel);
         return new ClusterLauncher(launch, Console.Out, Console.Error).Run(outPath, summaryPath, cancel);
     }
 }

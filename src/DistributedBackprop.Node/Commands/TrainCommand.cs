@@ -4,6 +4,7 @@ using DistributedBackprop.Core;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Training;
 using DistributedBackprop.Node.Cli;
+using DistributedBackprop.Node.Dashboard;
 
 namespace DistributedBackprop.Node.Commands;
 
@@ -20,10 +21,11 @@ public static class TrainCommand
 
     public static int Run(IReadOnlyList<string> argv, CancellationToken cancel)
     {
-        var args = ParsedArguments.Parse("train", argv, TrainingOptionsBinder.Valued, TrainingOptionsBinder.Switches);
+        var args = ParsedArguments.Parse("train", argv, TrainingOptionsBinder.Valued.Concat(DashboardOption.Valued).ToHashSet(),
+            TrainingOptionsBinder.Switches, DashboardOption.OptionalValue);
         if (args.Flag("help"))
         {
-            Console.WriteLine("usage: distbp train [training options]\n\n" + TrainingOptionsBinder.Help);
+            Console.WriteLine("usage: distbp train [training options]\n\n" + DashboardOption.Help + TrainingOptionsBinder.Help);
             return 0;
         }
         var options = args.String("resume") is { } resume
@@ -46,6 +48,7 @@ public static class TrainCommand
                           + $"{options.Workers} workers in one process; checkpoints in {options.CheckpointDir}");
         var context = new NodeContext(options, raw, new JobOutputs(outPath, summaryPath, MinNodes: 1, Nodes: 1),
             localWorkers: options.Workers, ProgressDisplay.ForConsole(options.Epochs));
+        using var dashboard = DashboardOption.StartIfAsked(args, DashboardOption.RunFolderOf(options), Console.Out, cancel);
         var outcome = RunInProcessCluster(context, cancel).GetAwaiter().GetResult();
         if (outcome.Result is not { } result)
         {
