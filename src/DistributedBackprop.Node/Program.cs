@@ -18,6 +18,7 @@ public static class Program
           node      run one cluster node (docker-compose, Kubernetes, simulate)
           eval      evaluate a saved model: distbp eval --model FILE [--data PATH]
           probe     GET a node's health or metrics endpoint: distbp probe [URL] (exit 0 when 2xx)
+          report    draw a run folder's charts into an HTML page and PNG plots: distbp report RUN_DIR [--out DIR]
 
         distbp <command> --help lists a command's options.
         """;
@@ -46,7 +47,7 @@ public static class Program
                 Console.WriteLine(Usage);
                 if (args.Length == 0)
                 {
-                    throw new DistbpInputException("no command given; use train, simulate, node or eval (distbp --help).");
+                    throw new DistbpInputException("no command given; use train, simulate, node, eval or report (distbp --help).");
                 }
                 return 0;
             }
@@ -58,7 +59,8 @@ public static class Program
                 "node" => NodeCommand.Run(rest, cancel.Token),
                 "simulate" => SimulateCommand.Run(rest, cancel.Token),
                 "probe" => ProbeCommand.Run(rest),
-                _ => throw new DistbpInputException($"unknown command '{args[0]}'; use train, simulate, node or eval (distbp --help)."),
+                "report" => ReportCommand.Run(rest),
+                _ => throw new DistbpInputException($"unknown command '{args[0]}'; use train, simulate, node, eval or report (distbp --help)."),
             };
         }
         catch (DistbpInputException e)

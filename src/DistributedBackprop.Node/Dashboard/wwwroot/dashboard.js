@@ -128,7 +128,7 @@
     { id: 'chart-throughput', series: () => [{ col: 'samples_per_s', label: 'samples/s' }] },
     {
       id: 'chart-step-time', series: () => [
-        { col: 'step_ms', label: 'step' }, { col: 'compute_ms', label: 'compute' },
+        { col: 'step_ms', label: 'whole step' }, { col: 'compute_ms', label: 'compute' },
         { col: 'comm_ms', label: 'communication' }, { col: 'coordinator_ms', label: 'coordinator' },
       ],
     },
@@ -163,6 +163,15 @@
     return v.toPrecision(3);
   }
 
+  /** A log axis labels 1, 2 and 5 of each decade; the other ticks are grid lines only. */
+  function logTickLabels(u, ticks) {
+    return ticks.map(v => {
+      if (v === null || v === undefined || v <= 0) return '';
+      const mantissa = Math.round(v / Math.pow(10, Math.floor(Math.log10(v) + 1e-9)));
+      return mantissa === 1 || mantissa === 2 || mantissa === 5 ? String(+v.toPrecision(3)) : '';
+    });
+  }
+
   function makePlot(chart, series, width) {
     const grid = cssVar('--grid'), muted = cssVar('--muted');
     const axis = { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
@@ -172,7 +181,7 @@
       scales: { x: { time: false }, y },
       axes: [
         { ...axis, label: 'step', labelSize: 18, font: '11px system-ui, sans-serif', labelFont: '11px system-ui, sans-serif' },
-        { ...axis, size: 56, font: '11px system-ui, sans-serif', values: (u, ticks) => ticks.map(formatNumber) },
+        { ...axis, size: 56, font: '11px system-ui, sans-serif', values: chart.log ? logTickLabels : undefined },
       ],
       series: [
         { label: 'step', value: (u, v) => (v === null || v === undefined ? '–' : String(v)) },
