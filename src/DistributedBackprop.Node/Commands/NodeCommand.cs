@@ -99,6 +99,7 @@ public static class NodeCommand
             }
         }
 
+        using var dashboard = DashboardOption.StartIfAsked(args, Console.Out, cancel);
         var raw = TrainingSetup.LoadChecked(options);
         var context = new NodeContext(options, raw, new JobOutputs(outPath, summaryPath, minNodes, minNodes),
             localWorkers: 1, Chaos.StepReporter.Wrap(new ProgressDisplay(options.Epochs, Console.Out, Console.Error, interactive: false),
@@ -147,7 +148,7 @@ public static class NodeCommand
         var httpPort = args.String("http-port") is null ? (int?)null : TcpPort(args.Int("http-port", 0), "http-port");
         var httpHostname = args.String("http-hostname") ?? hostname;
         var parentPid = args.Int(ParentPidOption, 0);
-        using var dashboard = DashboardOption.StartIfAsked(args, DashboardOption.RunFolderOf(options), Console.Out, cancel);
+        dashboard?.Follow(DashboardOption.RunFolderOf(options));
         if (parentPid == 0)
         {
             return RunNode(settings, context, joinTimeout, httpPort, httpHostname, cancel).GetAwaiter().GetResult();

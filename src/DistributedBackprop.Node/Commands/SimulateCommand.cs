@@ -77,6 +77,7 @@ public static class SimulateCommand
             throw new DistbpInputException($"--log-dir: '{logDir}' is a file; give a folder.");
         }
         // Everything a user can get wrong fails here, before any node starts (the nodes would each say it again).
+        using var dashboard = DashboardOption.StartIfAsked(args, Console.Out, cancel);
         var raw = TrainingSetup.LoadChecked(options);
 
         logDir = Path.GetFullPath(logDir ?? Path.Combine(Path.GetTempPath(), "distbp-simulate-" + Guid.NewGuid().ToString("N")[..12]));
@@ -92,7 +93,7 @@ public static class SimulateCommand
             Respawn = !args.Flag("no-respawn"),
         };
         // The dashboard tails the run folder the nodes write; this process trains nothing itself.
-        using var dashboard = DashboardOption.StartIfAsked(args, DashboardOption.RunFolderOf(options), Console.Out, cancel);
+        dashboard?.Follow(DashboardOption.RunFolderOf(options));
         return new ClusterLauncher(launch, Console.Out, Console.Error).Run(outPath, summaryPath, cancel);
     }
 }

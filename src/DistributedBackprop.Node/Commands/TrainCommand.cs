@@ -42,13 +42,14 @@ public static class TrainCommand
             throw new DistbpInputException($"--checkpoint-dir: '{checkpointDir}' is a file; give a folder.");
         }
 
+        using var dashboard = DashboardOption.StartIfAsked(args, Console.Out, cancel);
         var raw = TrainingSetup.LoadChecked(options);
         Console.WriteLine($"training {options.Layers} on {raw.Train.Count:N0} samples, testing on {raw.Test.Count:N0}; "
                           + $"batch {options.Batch} in {options.Slices} slices, {options.Epochs} epochs, "
                           + $"{options.Workers} workers in one process; checkpoints in {options.CheckpointDir}");
         var context = new NodeContext(options, raw, new JobOutputs(outPath, summaryPath, MinNodes: 1, Nodes: 1),
             localWorkers: options.Workers, ProgressDisplay.ForConsole(options.Epochs));
-        using var dashboard = DashboardOption.StartIfAsked(args, DashboardOption.RunFolderOf(options), Console.Out, cancel);
+        dashboard?.Follow(DashboardOption.RunFolderOf(options));
         var outcome = RunInProcessCluster(context, cancel).GetAwaiter().GetResult();
         if (outcome.Result is not { } result)
         {

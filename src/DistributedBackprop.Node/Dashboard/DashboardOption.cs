@@ -21,8 +21,11 @@ public static class DashboardOption
 
         """;
 
-    /// <summary>Starts the dashboard on <paramref name="runDir"/> when --dashboard was given and prints its address.</summary>
-    public static DashboardServer? StartIfAsked(ParsedArguments args, string runDir, TextWriter output, CancellationToken cancel)
+    /// <summary>
+    /// Binds the dashboard's port when --dashboard was given (a port in use fails here, before anything is written) and
+    /// prints its address; the command then calls <see cref="DashboardServer.Follow"/> with its run folder.
+    /// </summary>
+    public static DashboardServer? StartIfAsked(ParsedArguments args, TextWriter output, CancellationToken cancel)
     {
         if (!args.Has("dashboard"))
         {
@@ -36,8 +39,8 @@ public static class DashboardOption
             throw new DistbpInputException($"--dashboard: {port} is not a TCP port (0 picks a free one).");
         }
         var address = Address(args.String("dashboard-host") ?? "127.0.0.1");
-        var server = DashboardServer.StartAsync(runDir, address, port, cancel).GetAwaiter().GetResult();
-        output.WriteLine($"dashboard {server.Url} (run folder {server.Feed.RunDir}; afterwards: distbp report {server.Feed.RunDir})");
+        var server = DashboardServer.StartAsync(address, port, cancel).GetAwaiter().GetResult();
+        output.WriteLine($"dashboard {server.Url}");
         return server;
     }
 

@@ -15,6 +15,8 @@ namespace DistributedBackprop.Node.Dashboard;
 /// <summary>
 /// The live dashboard: one page (GET /, its script, style and uPlot, all embedded in the assembly) and the run
 /// folder's feed pushed as server-sent events (GET /events: the history on connect, then each new line).
+/// It binds its port first (a port in use fails the command before anything is written) and follows the run folder
+/// once the command knows it (<see cref="Follow"/>); a page that connects before then waits.
 /// </summary>
 public sealed class DashboardServer : IAsyncDisposable, IDisposable
 {
@@ -24,34 +26,34 @@ public sealed class DashboardServer : IAsyncDisposable, IDisposable
     private static readonly TimeSpan Heartbeat = TimeSpan.FromSeconds(15);
 
     private readonly WebApplication _app;
-    private readonly RunFeed _feed;
+    private readonly TaskCompletionSource<RunFeed> _feed;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly Task _polling;
+    private Task _polling = Task.CompletedTask;
     private int _disposed;
 
-    private DashboardServer(WebApplication app, RunFeed feed, Uri url)
+    private DashboardServer(WebApplication app, TaskCompletionSource<RunFeed> feed, Uri url)
     {
         _app = app;
         _feed = feed;
         Url = url;
-        _polling = feed.PollUntilCancelledAsync(PollInterval, _stopping.Token);
     }
 
     public Uri Url { get; }
 
-    public RunFeed Feed => _feed;
+    /// <summary>The run folder's feed; null until <see cref="Follow"/>.</summary>
+    public RunFeed? Feed => _feed.Task.IsCompletedSuccessfully ? _feed.Task.Result : null;
 
     /// <summary>Listens on <paramref name="address"/>:<paramref name="port"/> (0: any free port); a port in use is bad input.</summary>
-    public static async Task<DashboardServer> StartAsync(string runDir, IPAddress address, int port, CancellationToken cancel)
+    public static async Task<DashboardServer> StartAsync(IPAddress address, int port, CancellationToken cancel)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(kestrel => kestrel.Listen(address, port));
         var app = builder.Build();
-        var feed = new RunFeed(runDir);
+        var feed = new TaskCompletionSource<RunFeed>(TaskCreationOptions.RunContinuationsAsynchronously);
 
         app.MapGet("/", () => Asset("index.html"));
-        app.MapGet("/events", (HttpContext http) => StreamAsync(http, feed));
+        app.MapGet("/events", (HttpContext http) => StreamAsync(http, feed.Task));
         app.MapGet("/{**path}", (string path) => Asset(path));
         try
         {
@@ -68,22 +70,42 @@ public sealed class DashboardServer : IAsyncDisposable, IDisposable
         return new DashboardServer(app, feed, new Uri(bound.TrimEnd('/') + "/"));
     }
 
+    /// <summary>Starts and at once follows <paramref name="runDir"/>.</summary>
+    public static async Task<DashboardServer> StartAsync(string runDir, IPAddress address, int port, CancellationToken cancel)
+    {
+        var server = await StartAsync(address, port, cancel);
+        server.Follow(runDir);
+        return server;
+    }
+
+    /// <summary>Serves <paramref name="runDir"/> from now on (the folder and its files may not exist yet).</summary>
+    public void Follow(string runDir)
+    {
+        var feed = new RunFeed(runDir);
+        if (!_feed.TrySetResult(feed))
+        {
+            throw new InvalidOperationException("the dashboard already follows a run folder");
+        }
+        _polling = feed.PollUntilCancelledAsync(PollInterval, _stopping.Token);
+    }
+
     private static IResult Asset(string path) => DashboardAssets.Find(path) is { } asset
         ? Results.Bytes(asset.Bytes, asset.ContentType)
         : Results.NotFound();
 
     /// <summary>GET /events: "hello" (the page starts afresh), every message so far, then each new one as it comes.</summary>
     /// A stream ends when the browser goes or when the feed completes (the server is stopping, after its last poll).
-    private static async Task StreamAsync(HttpContext http, RunFeed feed)
+    private static async Task StreamAsync(HttpContext http, Task<RunFeed> followed)
     {
         http.Response.ContentType = "text/event-stream; charset=utf-8";
         http.Response.Headers.CacheControl = "no-cache";
         http.Response.Headers["X-Accel-Buffering"] = "no";
         var cancel = http.RequestAborted;
-        using var subscription = feed.Subscribe();
         var body = http.Response.Body;
         try
         {
+            var feed = await followed.WaitAsync(cancel);
+            using var subscription = feed.Subscribe();
             var hello = JsonSerializer.Serialize(new Dictionary<string, string> { ["run_dir"] = feed.RunDir });
             var opening = new StringBuilder("retry: 2000\n\n");
             AppendEvent(opening, new FeedMessage("hello", hello));
@@ -154,9 +176,16 @@ public sealed class DashboardServer : IAsyncDisposable, IDisposable
         catch (OperationCanceledException)
         {
         }
-        _feed.Poll();
-        // The streams send what the last poll found, then end; stopping waits for them (a stuck one, 5 s at most).
-        _feed.Complete();
+        if (Feed is { } feed)
+        {
+            feed.Poll();
+            // The streams send what the last poll found, then end; stopping waits for them (a stuck one, 5 s at most).
+            feed.Complete();
+        }
+        else
+        {
+            _feed.TrySetCanceled(); // pages waiting for a run folder that never came
+        }
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         await _app.StopAsync(deadline.Token);
         await _app.DisposeAsync();

@@ -49,6 +49,21 @@ public sealed class DashboardServerTests
     }
 
     [Fact]
+    public async Task A_page_that_connects_before_the_run_folder_is_known_gets_it_once_followed()
+    {
+        using var temp = new TempFolder();
+        SampleRun.Finished(temp.Path, steps: 3);
+        await using var server = await DashboardServer.StartAsync(IPAddress.Loopback, 0, CancellationToken.None);
+        var opening = SseStream.OpenAsync(server.Url);
+
+        server.Follow(temp.Path);
+        using var stream = await opening.WaitAsync(SseStream.Deadline);
+        var messages = await stream.ReadUntilAsync(m => m.Event == FeedMessage.Summary, "the summary");
+        Assert.Equal("hello", messages[0].Event);
+        Assert.Equal([1, 2, 3], messages.Select(Step).Where(s => s > 0));
+    }
+
+    [Fact]
     public async Task A_line_still_being_written_is_streamed_only_once_complete()
     {
         using var temp = new TempFolder();
