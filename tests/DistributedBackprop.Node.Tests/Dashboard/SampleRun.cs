@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 
@@ -108,9 +107,16 @@ public sealed class SampleRun
         {
             AppendEvent(new JsonObject
             {
-                ["time"] = "2026-11-28T09:30:02.000Z", ["elapsed_s"] = 2.0, ["step"] = 40, ["kind"] = "fault",
-                ["type"] = "worker-lost", ["message"] = "worker-2 on 127.0.0.1:4003 stopped answering; its slices went to worker-0 and worker-1.",
-                ["fix"] = null, ["node"] = "akka.tcp://distbp@127.0.0.1:4003", ["worker"] = LostWorker, ["recovery_s"] = 1.02,
+                ["time"] = "2026-11-28T09:30:02.000Z",
+                ["elapsed_s"] = 2.0,
+                ["step"] = 40,
+                ["kind"] = "fault",
+                ["type"] = "worker-lost",
+                ["message"] = "worker-2 on 127.0.0.1:4003 stopped answering; its slices went to worker-0 and worker-1.",
+                ["fix"] = null,
+                ["node"] = "akka.tcp://distbp@127.0.0.1:4003",
+                ["worker"] = LostWorker,
+                ["recovery_s"] = 1.02,
             });
             WriteCluster(step, 2);
         }
@@ -118,17 +124,28 @@ public sealed class SampleRun
         {
             AppendEvent(new JsonObject
             {
-                ["time"] = "2026-11-28T09:30:03.000Z", ["elapsed_s"] = 3.0, ["step"] = 60, ["kind"] = "health",
-                ["type"] = "dead-relu", ["message"] = "52% of the units of ReLU layer 1 never fired in epoch 1.",
-                ["fix"] = "a lower --lr, or --activation leaky-relu", ["node"] = null, ["worker"] = null, ["recovery_s"] = null,
+                ["time"] = "2026-11-28T09:30:03.000Z",
+                ["elapsed_s"] = 3.0,
+                ["step"] = 60,
+                ["kind"] = "health",
+                ["type"] = "dead-relu",
+                ["message"] = "52% of the units of ReLU layer 1 never fired in epoch 1.",
+                ["fix"] = "a lower --lr, or --activation leaky-relu",
+                ["node"] = null,
+                ["worker"] = null,
+                ["recovery_s"] = null,
             });
         }
         if (step % StepsPerEpoch == 0)
         {
             AppendLine(Metrics, new JsonObject
             {
-                ["kind"] = "eval", ["step"] = step, ["epoch"] = step / StepsPerEpoch - 1, ["elapsed_s"] = step * 0.05,
-                ["test_loss"] = Math.Round(loss + 0.05, 5), ["test_accuracy"] = Math.Round(Math.Min(0.9, step / 160.0), 4),
+                ["kind"] = "eval",
+                ["step"] = step,
+                ["epoch"] = step / StepsPerEpoch - 1,
+                ["elapsed_s"] = step * 0.05,
+                ["test_loss"] = Math.Round(loss + 0.05, 5),
+                ["test_accuracy"] = Math.Round(Math.Min(0.9, step / 160.0), 4),
             });
             EvalsWritten++;
         }
@@ -137,12 +154,18 @@ public sealed class SampleRun
     /// <summary>A cluster snapshot line: the first <paramref name="nodes"/> nodes, one worker each, node 0 the coordinator.</summary>
     public void WriteCluster(int step, int nodes) => AppendEvent(new JsonObject
     {
-        ["time"] = "2026-11-28T09:30:00.000Z", ["elapsed_s"] = step * 0.05, ["step"] = step, ["kind"] = "cluster",
+        ["time"] = "2026-11-28T09:30:00.000Z",
+        ["elapsed_s"] = step * 0.05,
+        ["step"] = step,
+        ["kind"] = "cluster",
         ["type"] = "membership",
         ["nodes"] = new JsonArray(Enumerable.Range(0, nodes).Select(n => (JsonNode)new JsonObject
         {
-            ["address"] = NodeAddresses[n], ["roles"] = new JsonArray("worker"), ["status"] = "up",
-            ["coordinator"] = n == 0, ["workers"] = new JsonArray($"worker-{n}"),
+            ["address"] = NodeAddresses[n],
+            ["roles"] = new JsonArray("worker"),
+            ["status"] = "up",
+            ["coordinator"] = n == 0,
+            ["workers"] = new JsonArray($"worker-{n}"),
         }).ToArray()),
         ["message"] = $"{nodes} nodes, {nodes} workers",
     });
@@ -172,6 +195,4 @@ public sealed class SampleRun
 
     public static void AppendLine(string path, JsonObject line) =>
         File.AppendAllText(path, line.ToJsonString() + "\n", new UTF8Encoding(false));
-
-    public static string Invariant(double value) => value.ToString("R", CultureInfo.InvariantCulture);
 }
