@@ -132,7 +132,9 @@ public sealed class DashboardServer : IAsyncDisposable, IDisposable
                 }
                 if (!more)
                 {
-                    return; // the server is stopping: the feed has said everything it will
+                    // The server is stopping: the feed has said everything it will. "end" tells the page not to reconnect.
+                    await WriteAsync(body, new StringBuilder("event: end\ndata: {}\n\n"), cancel);
+                    return;
                 }
                 var batch = new StringBuilder();
                 while (subscription.Live.TryRead(out var message))

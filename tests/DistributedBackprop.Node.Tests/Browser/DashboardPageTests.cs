@@ -63,6 +63,30 @@ public sealed class DashboardPageTests(Chromium chromium) : IClassFixture<Chromi
         Assert.Contains("86.12 %", await page.Locator("#summary-figures").InnerTextAsync());
 
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Path.GetTempPath(), "dashboard-sample.png"), FullPage = true });
+
+        // The run's process stops serving: the page keeps what it has, says so, and does not try to reconnect.
+        await server.DisposeAsync();
+        await watched.WaitForAsync("d.status === 'finished'", "the finished run, after the server stopped");
+        Assert.Equal(60, await watched.ReadAsync<int>("steps"));
+        Assert.True(watched.Errors.Count == 0, string.Join("\n", watched.Errors));
+    }
+
+    [ChromiumFact]
+    public async Task A_run_whose_process_ends_without_a_summary_shows_as_stopped()
+    {
+        using var temp = new TempFolder();
+        var run = new SampleRun(temp.Path);
+        run.WriteConfig();
+        run.AppendStep(1);
+        var server = await DashboardServer.StartAsync(temp.Path, IPAddress.Loopback, 0, CancellationToken.None);
+        await using var watched = await chromium.OpenAsync();
+        await watched.Page.GotoAsync(server.Url.ToString());
+        await watched.WaitForAsync("d.steps === 1 && d.status === 'running'", "the first step");
+
+        await server.DisposeAsync();
+
+        await watched.WaitForAsync("d.status === 'stopped'", "a stopped run");
+        Assert.Contains("stopped without a summary", await watched.Page.Locator("#status-text").InnerTextAsync());
         Assert.True(watched.Errors.Count == 0, string.Join("\n", watched.Errors));
     }
 

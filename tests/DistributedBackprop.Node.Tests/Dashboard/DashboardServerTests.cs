@@ -114,7 +114,8 @@ public sealed class DashboardServerTests
             rest.Add(message);
         }
         Assert.Contains(rest, m => Step(m) == 2);
-        Assert.Equal(FeedMessage.Summary, rest[^1].Event);
+        Assert.Equal(FeedMessage.Summary, rest[^2].Event);
+        Assert.Equal("end", rest[^1].Event); // the page does not reconnect
     }
 
     [Fact]

@@ -409,7 +409,8 @@
   function status() {
     if (run.summary) return ['finished', 'finished'];
     if (connection === 'report') return ['stopped', 'stopped without a summary'];
-    if (connection === 'disconnected') return ['disconnected', 'disconnected (the run process ended or the server is gone)'];
+    if (connection === 'ended') return ['stopped', 'stopped without a summary (the run process ended)'];
+    if (connection === 'disconnected') return ['disconnected', 'disconnected: reconnecting'];
     if (connection === 'connecting') return ['connecting', 'connecting'];
     if (run.last) return ['running', `running · step ${run.last.step} · epoch ${run.last.epoch}`];
     return ['running', 'waiting for the first step'];
@@ -487,7 +488,9 @@
       source.addEventListener(kind, e => handle(kind, e.data));
     }
     source.addEventListener('hello', () => { connection = 'live'; });
-    source.onerror = () => { connection = 'disconnected'; scheduleDraw(); };
+    // The server says "end" when the run's process stops serving: everything has been sent, nothing to reconnect to.
+    source.addEventListener('end', () => { source.close(); connection = 'ended'; scheduleDraw(); });
+    source.onerror = () => { if (connection !== 'ended') { connection = 'disconnected'; scheduleDraw(); } };
     document.getElementById('footer').textContent = 'live: the server pushes each new line of the run folder as it is written';
     draw();
   }
