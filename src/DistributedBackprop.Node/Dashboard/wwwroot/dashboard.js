@@ -180,7 +180,7 @@
       width, height: CHART_HEIGHT,
       scales: { x: { time: false }, y },
       axes: [
-        { ...axis, label: 'step', labelSize: 18, font: '11px system-ui, sans-serif', labelFont: '11px system-ui, sans-serif' },
+        { ...axis, size: 32, font: '11px system-ui, sans-serif' }, // x: the step (the legend's first entry says so)
         { ...axis, size: 56, font: '11px system-ui, sans-serif', values: chart.log ? logTickLabels : undefined },
       ],
       series: [
