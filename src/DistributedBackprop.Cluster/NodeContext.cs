@@ -7,7 +7,6 @@ namespace DistributedBackprop.Cluster;
 public sealed record JobOutcome(int ExitCode, string Message, System.Text.Json.Nodes.JsonObject? Summary = null,
     TrainingResult? Result = null);
 
-/// <summary>Where the coordinator writes its outputs, when it runs on this node.</summary>
 /// <summary>Faults a node injects into its own work when told to (distbp simulate --chaos).</summary>
 public sealed record FaultInjection
 {
@@ -20,7 +19,15 @@ public sealed record FaultInjection
     public long CorruptFromStep { get; init; } = long.MaxValue;
 }
 
-public sealed record JobOutputs(string? ModelPath, string? SummaryPath, int MinNodes, int Nodes);
+/// <summary>Where the coordinator writes its outputs, when it runs on this node.</summary>
+public sealed record JobOutputs(string? ModelPath, string? SummaryPath, int MinNodes, int Nodes)
+{
+    /// <summary>The run folder (config.json, metrics.jsonl, events.jsonl, summary.json, model.distbp); null: none.</summary>
+    public string? RunDir { get; init; }
+
+    /// <summary>The command that started the job (train, simulate or node), for the run folder's config.json.</summary>
+    public string Command { get; init; } = "node";
+}
 
 /// <summary>
 /// The coordinator's patience. Defaults suit training; tests shorten them.

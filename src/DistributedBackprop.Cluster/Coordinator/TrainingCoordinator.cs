@@ -45,6 +45,10 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly List<double> _recentSteps = [];
     // Fingerprints of this step's results whose slices also went out as speculative copies.
     private readonly Dictionary<(long Step, TreeNode Node), (string Worker, byte[] Hash)> _fingerprints = [];
+    // The run folder, and what this step's line reports: who computed each slice, whose slices got a speculative copy.
+    private RunRecorder _run = RunRecorder.None;
+    private readonly string?[] _stepSlices;
+    private readonly List<string> _stepStragglers = [];
 
     private TrainingSetup? _setup;
     private TrainingState? _state;
@@ -80,6 +84,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _runId = context.ConfigHash;
         _workerIds = Enumerable.Range(0, context.Options.Workers).Select(Hosting.WorkerMessageExtractor.WorkerId).ToArray();
         _work = new WorkAssignment(context.Options.Slices, _workerIds);
+        _stepSlices = new string?[context.Options.Slices];
         Become(WaitingForMembers);
     }
 
@@ -96,12 +101,28 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             Become(() => ReceiveAny(_ => { }));
             return;
         }
+        try
+        {
+            _run = RunRecorder.Open(_context);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            var message = $"--run-dir: cannot write the run folder '{_context.Outputs.RunDir}' ({e.Message}); give a writable folder.";
+            _log.Error(message);
+            _context.Finished.TrySetResult(new JobOutcome(2, message));
+            Become(() => ReceiveAny(_ => { }));
+            return;
+        }
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved), typeof(ClusterEvent.UnreachableMember),
             typeof(ClusterEvent.ReachableMember));
     }
 
-    protected override void PostStop() => _cluster.Unsubscribe(Self);
+    protected override void PostStop()
+    {
+        _cluster.Unsubscribe(Self);
+        _run.Dispose();
+    }
 
     // ---- always ----
 
@@ -111,10 +132,17 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         Receive<ClusterEvent.MemberUp>(up =>
         {
             _members.Add(up.Member.Address);
+            _run.MemberUp(up.Member, _state?.Step ?? 0);
+            ClusterChanged();
             Context.ActorSelection(new RootActorPath(up.Member.Address) / "user" / "weights-cache")
                 .Tell(new Identify(up.Member.Address));
         });
-        Receive<ClusterEvent.UnreachableMember>(e => NodeLost(e.Member.Address, "node-unreachable"));
+        Receive<ClusterEvent.UnreachableMember>(e =>
+        {
+            _run.Reachability(e.Member.Address, reachable: false, _state?.Step ?? 0);
+            NodeLost(e.Member.Address, "node-unreachable");
+            ClusterChanged();
+        });
         Receive<ClusterEvent.ReachableMember>(e =>
         {
             _unreachable.Remove(e.Member.Address);
@@ -122,6 +150,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             {
                 _work.MarkAlive(worker);
             }
+            _run.Reachability(e.Member.Address, reachable: true, _state?.Step ?? 0);
+            ClusterChanged();
         });
         Receive<ClusterEvent.MemberRemoved>(removed =>
         {
@@ -135,6 +165,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             {
                 _workers.Tell(new StartWorker(worker, _runId), Self);
             }
+            _run.MemberRemoved(removed.Member.Address, _state?.Step ?? 0);
+            ClusterChanged();
         });
         Receive<WorkerStarted>(started =>
         {
@@ -147,6 +179,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             {
                 _work.MarkAlive(started.WorkerId);
             }
+            ClusterChanged();
         });
         Receive<ActorIdentity>(identity =>
         {
@@ -201,10 +234,14 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                 return;
             }
             _log.Warning("worker {0} could not do its work at step {1}: {2}", failed.WorkerId, failed.Step, failed.Reason);
-            _faults.Add("worker-failed", failed.Step, failed.WorkerId, $"re-assigned: {failed.Reason}");
+            _faults.Add("worker-failed", failed.Step, failed.WorkerId, $"re-assigned: {failed.Reason}", worker: failed.WorkerId);
             _onWorkerLost?.Invoke(failed.WorkerId);
         });
     }
+
+    /// <summary>A "cluster" line in the run folder's events when the nodes or the live workers changed.</summary>
+    private void ClusterChanged() =>
+        _run.Snapshot(_state?.Step ?? 0, _members, _unreachable, _placement, _work.Alive, _cluster.SelfAddress);
 
     private IEnumerable<string> WorkersOn(Address node) =>
         _placement.Where(p => p.Value == node.ToString()).Select(p => p.Key);
@@ -220,7 +257,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             if (_work.MarkDead(worker))
             {
-                _faults.Add(kind, _state?.Step ?? 0, $"{worker}@{node}", "its slices went to live workers");
+                _faults.Add(kind, _state?.Step ?? 0, $"{worker}@{node}", "its slices went to live workers", worker,
+                    node.ToString());
                 _onWorkerLost?.Invoke(worker);
             }
         }
@@ -278,6 +316,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                     return;
                 }
                 _placement[started.WorkerId] = started.NodeAddress;
+                ClusterChanged();
                 if (++next < _workerIds.Length)
                 {
                     _workers.Tell(new StartWorker(_workerIds[next], _runId), Self);
@@ -330,6 +369,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                 _setup = _context.UseNormaliser(FeatureNormaliser.FromStatistics(merged));
                 _state = RestoreOrStart(_setup);
                 _reducer = new GradientTreeReducer(_setup.Options.Slices, _context.Pool);
+                _run.Info("run-started", $"training steps {_state.Step}..{_setup.TotalSteps - 1}: {_workerIds.Length} workers, "
+                                         + $"nodes {_members.Count}, coordinator on {_cluster.SelfAddress}", _state.Step);
                 foreach (var cache in _caches.Values)
                 {
                     _transport.Send(cache, NormaliserMessage(), Self);
@@ -355,7 +396,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         }
         _resumedFrom = snapshot.Header.Step;
         _faults.Add("resumed-from-checkpoint", snapshot.Header.Step, dir,
-            $"a coordinator incarnation resumed at step {snapshot.Header.Step} and replays deterministically");
+            $"a coordinator incarnation resumed at step {snapshot.Header.Step} and replays deterministically",
+            node: _cluster.SelfAddress.ToString());
         _log.Warning("resuming from the checkpoint at step {0} in {1}", snapshot.Header.Step, dir);
         return setup.RestoreState(snapshot);
     }
@@ -380,6 +422,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             _fingerprints.Remove(old);
         }
         _faultsAtStepStart = _faults.Records.Count;
+        Array.Clear(_stepSlices);
+        _stepStragglers.Clear();
         SendAll(_work.BeginStep(), step);
         _onWorkerLost = worker => SendAll(_work.Reassign(worker, _reducer!.IsCovered), step);
         StartWaiting(() =>
@@ -395,7 +439,11 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             {
                 var owner = _work.Current.FirstOrDefault(a => !a.Copy && a.First <= copy.First && copy.First < a.End);
                 _faults.Add("straggler", step, owner?.Worker ?? "?",
-                    $"slices {copy.First}..{copy.End - 1} copied to {copy.Worker}; the first result wins");
+                    $"slices {copy.First}..{copy.End - 1} copied to {copy.Worker}; the first result wins", owner?.Worker);
+                if (owner is not null && !_stepStragglers.Contains(owner.Worker))
+                {
+                    _stepStragglers.Add(owner.Worker);
+                }
             }
             SendAll(copies, step);
         }, () => $"step {step}", StragglerDelay());
@@ -447,8 +495,10 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             {
                 _work.Exclude(result.WorkerId, "returned non-finite gradients repeatedly");
                 handling += $"; {result.WorkerId} excluded after {strikes} corrupt results";
+                _run.WorkerExcluded(result.WorkerId, state.Step, $"returned non-finite gradients {strikes} times");
+                ClusterChanged();
             }
-            _faults.Add("non-finite-result", state.Step, result.WorkerId, handling);
+            _faults.Add("non-finite-result", state.Step, result.WorkerId, handling, result.WorkerId);
             SendAll(_work.Recompute(first, end, result.WorkerId), state.Step);
             return;
         }
@@ -458,6 +508,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             _fingerprints[(result.Step, node)] = (result.WorkerId, Fingerprint(result.Sum));
         }
         _reducer!.Add(node, result.Sum);
+        Array.Fill(_stepSlices, result.WorkerId, first, end - first);
         Progressed();
         if (!IsLocal(Sender))
         {
@@ -488,7 +539,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             _log.Error("{0} and {1} disagree on slices {2}..{3} of step {4}", first.Worker, duplicate.WorkerId, node.First, end,
                 duplicate.Step);
             _faults.Add("duplicate-mismatch", duplicate.Step, $"{first.Worker} vs {duplicate.WorkerId}",
-                $"the two results for slices {node.First}..{end} differ: one worker is corrupt; the first result was used");
+                $"the two results for slices {node.First}..{end} differ: one worker is corrupt; the first result was used",
+                duplicate.WorkerId);
         }
     }
 
@@ -518,7 +570,13 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             Remember(wall);
         }
-        _faults.StepCompleted();
+        foreach (var recovered in _faults.StepCompleted())
+        {
+            _run.Fault(recovered);
+        }
+        var (epoch, stepInEpoch) = setup.Plan.Locate(report.Step);
+        _run.Step(report, epoch, state, setup.Options.Batch, wall, _stepCompute, apply, _work.Alive.Count, _stepSlices,
+            _stepStragglers);
         TrainingMetrics.RecordStep(wall, _stepsRun * setup.Options.Batch / _trainSeconds, report.Loss, report.GradientNorm,
             report.Clipped);
         TrainingMetrics.SetWorkersAlive(_work.Alive.Count);
@@ -526,22 +584,23 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var observer = _context.Observer;
         if (report.Warning is not null)
         {
-            observer?.OnWarning(report.Warning);
+            observer?.OnWarning(report.Warning.Text);
+            _run.Health(report.Warning, report.Step);
         }
-        var (epoch, stepInEpoch) = setup.Plan.Locate(report.Step);
         observer?.OnStep(report, epoch, stepInEpoch, setup.Plan.StepsPerEpoch,
             _stepsRun * setup.Options.Batch / _trainSeconds);
         var endOfEpoch = stepInEpoch == setup.Plan.StepsPerEpoch - 1;
         if (setup.Options.CheckpointDir is { } dir
             && (setup.Options.CheckpointEvery > 0 ? state.Step % setup.Options.CheckpointEvery == 0 : endOfEpoch))
         {
-            new CheckpointStore(dir).Save(setup, state);
+            _run.Checkpoint(new CheckpointStore(dir).Save(setup, state), state.Step);
         }
         if (endOfEpoch)
         {
             foreach (var warning in state.Health.EndEpoch(epoch))
             {
-                observer?.OnWarning(warning);
+                observer?.OnWarning(warning.Text);
+                _run.Health(warning, report.Step);
             }
             StartEvaluation(epoch, report.Loss);
         }
@@ -591,6 +650,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                 }
                 StopWaiting();
                 _test = Evaluator.Combine(lossSums, correct, test.Count);
+                _run.Evaluation(_state!.Step - 1, epoch, _test);
                 _context.Observer?.OnEpoch(epoch, trainLoss, _test);
                 StartStep();
             });
@@ -664,7 +724,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var message = $"no progress on {what} for {_context.Tuning.WorkerWait.TotalSeconds:F0} s with {alive} of {_workerIds.Length} workers alive";
         if (_setup?.Options.CheckpointDir is { } dir && _state is not null)
         {
-            new CheckpointStore(dir).Save(_setup, _state);
+            _run.Checkpoint(new CheckpointStore(dir).Save(_setup, _state), _state.Step);
             message += $"; checkpointed step {_state.Step}; resume with: distbp simulate --resume {dir} (or distbp train --resume {dir})";
         }
         Fail(message);
@@ -699,20 +759,16 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var summary = TrainingSummary.Build(setup, result, _workerIds.Length, _members.Count, extra);
         try
         {
-            if (_context.Outputs.ModelPath is { } modelPath)
-            {
-                ModelFile.Write(modelPath, CheckpointStore.Snapshot(setup, state, "model"));
-            }
-            if (_context.Outputs.SummaryPath is { } summaryPath)
-            {
-                AtomicWrite.Text(summaryPath, TrainingSummary.ToJson(summary));
-            }
+            WriteOutputs(setup, state, TrainingSummary.ToJson(summary));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Fail($"could not write the outputs: {e.Message}");
             return;
         }
+        _run.Info("run-finished", $"training finished at step {state.Step}: test accuracy {_test.Accuracy:P2}, "
+                                  + $"weights_sha256 {result.WeightsSha256}", state.Step);
+        CloseRun();
         _context.Finished.TrySetResult(new JobOutcome(0, "done", summary, result));
         var finished = new JobFinished(_runId, 0, "training finished");
         Broadcast(finished);
@@ -725,9 +781,52 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         });
     }
 
+    /// <summary>
+    /// The model and summary: always into the run folder, and copied to --out and --summary-json (the same bytes).
+    /// </summary>
+    private void WriteOutputs(TrainingSetup setup, TrainingState state, string summaryJson)
+    {
+        var snapshot = CheckpointStore.Snapshot(setup, state, "model");
+        var outputs = _context.Outputs;
+        if (_run.Files is { } files)
+        {
+            ModelFile.Write(files.Model, snapshot);
+            AtomicWrite.Text(files.Summary, summaryJson);
+            if (outputs.ModelPath is { } modelCopy)
+            {
+                AtomicWrite.Copy(files.Model, modelCopy);
+            }
+            if (outputs.SummaryPath is { } summaryCopy)
+            {
+                AtomicWrite.Copy(files.Summary, summaryCopy);
+            }
+            return;
+        }
+        if (outputs.ModelPath is { } modelPath)
+        {
+            ModelFile.Write(modelPath, snapshot);
+        }
+        if (outputs.SummaryPath is { } summaryPath)
+        {
+            AtomicWrite.Text(summaryPath, summaryJson);
+        }
+    }
+
+    /// <summary>Faults that never saw a completed step go out without a recovery time; then every line is written.</summary>
+    private void CloseRun()
+    {
+        foreach (var fault in _faults.Open)
+        {
+            _run.Fault(fault);
+        }
+        _run.Dispose();
+    }
+
     private void Fail(string message)
     {
         _log.Error("training failed: {0}", message);
+        _run.Info("run-failed", message, _state?.Step);
+        CloseRun();
         StopWaiting();
         _context.Finished.TrySetResult(new JobOutcome(1, message));
         Broadcast(new JobFinished(_runId, 1, message));

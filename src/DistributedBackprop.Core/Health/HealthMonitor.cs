@@ -36,6 +36,7 @@ public sealed class HealthMonitor
         _epochLayerNormSums = new double[_denseLayers.Length];
         _epochActivity = _reluLayers.Select(l => new double[network.Layers[l].OutputSize]).ToArray();
         DeadUnitFractions = new double[_reluLayers.Length];
+        StepDeadFractions = new double[_reluLayers.Length];
         MeanLayerGradientNorms = new double[_denseLayers.Length];
     }
 
@@ -51,30 +52,39 @@ public sealed class HealthMonitor
     public double[] MeanLayerGradientNorms { get; }
     public List<string> Warnings { get; } = [];
 
+    /// <summary>The fraction of each ReLU layer's units that did not fire on any sample of the last applied step.</summary>
+    public double[] StepDeadFractions { get; }
+
+    /// <summary>Whether the network has ReLU layers (dead-unit fractions exist only for them).</summary>
+    public bool HasReluLayers => _reluLayers.Length > 0;
+
     /// <summary>Indices of the dense layers, whose gradient norms are tracked.</summary>
     public IReadOnlyList<int> DenseLayers => _denseLayers;
 
     /// <summary>Judges a step's averaged gradient before it is applied. False: skip the step (the rate is lowered).</summary>
-    public bool Admit(long step, double norm, ReadOnlySpan<double> denseLayerNorms, out string? warning)
+    public bool Admit(long step, double norm, ReadOnlySpan<double> denseLayerNorms, out HealthWarning? warning)
     {
+        const string explodingFix = "a lower learning rate (--lr), batch normalisation (--batch-norm), clipping (--clip).";
         warning = null;
         if (!double.IsFinite(norm))
         {
             NonFiniteSteps++;
             LearningRateScale *= 0.5f;
-            warning = $"exploding gradients at step {step}: the gradient is NaN/Inf; the step was skipped and the learning "
-                      + $"rate halved (×{LearningRateScale}). Fix: a lower learning rate (--lr), batch normalisation (--batch-norm), clipping (--clip).";
+            warning = new HealthWarning(HealthWarning.Exploding,
+                $"exploding gradients at step {step}: the gradient is NaN/Inf; the step was skipped and the learning "
+                + $"rate halved (×{LearningRateScale}).", explodingFix);
         }
         else if (norm > ExplodeLimit)
         {
             ExplodingSteps++;
             LearningRateScale *= 0.5f;
-            warning = $"exploding gradients at step {step}: norm {norm:G4} is far above the limit {ExplodeLimit:G4}; the step was "
-                      + $"skipped and the learning rate halved (×{LearningRateScale}). Fix: a lower learning rate (--lr), batch normalisation (--batch-norm), clipping (--clip).";
+            warning = new HealthWarning(HealthWarning.Exploding,
+                $"exploding gradients at step {step}: norm {norm:G4} is far above the limit {ExplodeLimit:G4}; the step was "
+                + $"skipped and the learning rate halved (×{LearningRateScale}).", explodingFix);
         }
         if (warning is not null)
         {
-            Warnings.Add(warning);
+            Warnings.Add(warning.Text);
             return false;
         }
         for (var k = 0; k < denseLayerNorms.Length; k++)
@@ -98,17 +108,20 @@ public sealed class HealthMonitor
             var l = _reluLayers[r];
             var counts = statisticsSums[_network.StatisticsOffsets[l]..];
             var tally = _epochActivity[r];
+            var silent = 0;
             for (var j = 0; j < tally.Length; j++)
             {
                 tally[j] += counts[j];
+                silent += counts[j] == 0 ? 1 : 0;
             }
+            StepDeadFractions[r] = silent / (double)tally.Length;
         }
     }
 
     /// <summary>Closes an epoch: computes dead-unit fractions and mean layer norms, and returns new warnings.</summary>
-    public List<string> EndEpoch(int epoch)
+    public List<HealthWarning> EndEpoch(int epoch)
     {
-        var warnings = new List<string>();
+        var warnings = new List<HealthWarning>();
         for (var r = 0; r < _reluLayers.Length; r++)
         {
             var tally = _epochActivity[r];
@@ -117,8 +130,9 @@ public sealed class HealthMonitor
             if (DeadUnitFractions[r] >= DeadFraction)
             {
                 DeadUnitWarnings++;
-                warnings.Add($"dead ReLU units in epoch {epoch + 1}: {DeadUnitFractions[r]:P0} of hidden layer {r + 1}'s units never fired. "
-                             + "Fix: a lower learning rate (--lr), or --activation leaky-relu.");
+                warnings.Add(new HealthWarning(HealthWarning.DeadRelu,
+                    $"dead ReLU units in epoch {epoch + 1}: {DeadUnitFractions[r]:P0} of hidden layer {r + 1}'s units never fired.",
+                    "a lower learning rate (--lr), or --activation leaky-relu."));
             }
             Array.Clear(tally);
         }
@@ -133,18 +147,33 @@ public sealed class HealthMonitor
             if (_denseLayers.Length > 1 && last > 0 && first < VanishingRatio * last)
             {
                 VanishingWarnings++;
-                warnings.Add($"vanishing gradients in epoch {epoch + 1}: the first layer's gradient norm {first:G3} is "
-                             + $"{last / Math.Max(first, double.Epsilon):G3}× smaller than the last layer's {last:G3}. Fix: use ReLU (--activation relu), batch normalisation (--batch-norm).");
+                warnings.Add(new HealthWarning(HealthWarning.Vanishing,
+                    $"vanishing gradients in epoch {epoch + 1}: the first layer's gradient norm {first:G3} is "
+                    + $"{last / Math.Max(first, double.Epsilon):G3}× smaller than the last layer's {last:G3}.",
+                    "use ReLU (--activation relu), batch normalisation (--batch-norm)."));
             }
         }
         Array.Clear(_epochLayerNormSums);
         _epochSteps = 0;
-        Warnings.AddRange(warnings);
+        Warnings.AddRange(warnings.Select(w => w.Text));
         return warnings;
     }
 
     public HealthReport Report() => new(ExplodingSteps, NonFiniteSteps, SkippedSteps, ClippedSteps, LearningRateScale,
         VanishingWarnings, DeadUnitWarnings, DeadUnitFractions.ToArray(), MeanLayerGradientNorms.ToArray(), Warnings.ToArray());
+}
+
+/// <summary>One warning of the health monitor: which failure, what was seen, and the fix.</summary>
+public sealed record HealthWarning(string Type, string Message, string Fix)
+{
+    public const string Exploding = "exploding";
+    public const string Vanishing = "vanishing";
+    public const string DeadRelu = "dead-relu";
+
+    /// <summary>The warning as one line, as printed and as listed in the summary.</summary>
+    public string Text => $"{Message} Fix: {Fix}";
+
+    public override string ToString() => Text;
 }
 
 public sealed record HealthReport(int ExplodingSteps, int NonFiniteSteps, int SkippedSteps, int ClippedSteps,

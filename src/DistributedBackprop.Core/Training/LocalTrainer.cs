@@ -60,7 +60,7 @@ public sealed class LocalTrainer
             lastLoss = report.Loss;
             if (report.Warning is not null)
             {
-                observer?.OnWarning(report.Warning);
+                observer?.OnWarning(report.Warning.Text);
             }
             observer?.OnStep(report, epoch, stepInEpoch, plan.StepsPerEpoch, stepsRun * options.Batch / trainSeconds);
 
@@ -73,7 +73,7 @@ public sealed class LocalTrainer
             {
                 foreach (var warning in _state.Health.EndEpoch(epoch))
                 {
-                    observer?.OnWarning(warning);
+                    observer?.OnWarning(warning.Text);
                 }
                 test = Evaluator.Evaluate(network, _state.Weights, _setup.Data.Test, options.Threads);
                 observer?.OnEpoch(epoch, report.Loss, test);

@@ -7,7 +7,7 @@ namespace DistributedBackprop.Core.Training;
 
 /// <summary>What one applied (or skipped) step did.</summary>
 public readonly record struct StepReport(long Step, double Loss, double Accuracy, double GradientNorm, bool Clipped,
-    bool Skipped, float LearningRate, string? Warning);
+    bool Skipped, float LearningRate, HealthWarning? Warning);
 
 /// <summary>
 /// The coordinator's side of a step, shared by the single-process trainer and the cluster coordinator: take the
@@ -16,7 +16,8 @@ public readonly record struct StepReport(long Step, double Loss, double Accuracy
 /// </summary>
 public sealed class TrainingState
 {
-    private readonly double[] _layerNorms;
+    private readonly double[] _denseLayerNorms;
+    private readonly int[] _parameterisedLayers;
 
     public TrainingState(Network network, ModelWeights weights, Optimizer optimizer, LearningRateSchedule schedule,
         float clipNorm, float[]? optimizerState = null, long step = 0, long appliedUpdates = 0, float learningRateScale = 1f)
@@ -31,7 +32,12 @@ public sealed class TrainingState
         AppliedUpdates = appliedUpdates;
         Health = new HealthMonitor(network, clipNorm);
         Health.RestoreLearningRateScale(learningRateScale);
-        _layerNorms = new double[Health.DenseLayers.Count];
+        _denseLayerNorms = new double[Health.DenseLayers.Count];
+        _parameterisedLayers = Enumerable.Range(0, network.Layers.Count).Where(l => network.Layers[l].ParameterCount > 0).ToArray();
+        LayerGradientNorms = new double[_parameterisedLayers.Length];
+        LayerNames = _parameterisedLayers
+            .Select(l => network.Layers[l].Kind + _parameterisedLayers.Count(o => o < l && network.Layers[o].Kind == network.Layers[l].Kind))
+            .ToArray();
     }
 
     public Network Network { get; }
@@ -44,6 +50,12 @@ public sealed class TrainingState
 
     /// <summary>The next global step to run.</summary>
     public long Step { get; private set; }
+
+    /// <summary>The last step's averaged gradient norm per layer with parameters, input side first (before clipping).</summary>
+    public double[] LayerGradientNorms { get; }
+
+    /// <summary>Names of those layers: their kind and index among layers of that kind (dense0, batch-norm0, dense1 ...).</summary>
+    public string[] LayerNames { get; }
 
     /// <summary>Updates actually applied (skipped steps do not count): Adam's t.</summary>
     public long AppliedUpdates { get; private set; }
@@ -60,20 +72,24 @@ public sealed class TrainingState
 
         // One pass of squares per layer gives both the per-layer norms (health) and the global norm (clipping).
         var total = 0.0;
-        for (int l = 0, k = 0; l < network.Layers.Count; l++)
+        for (int l = 0, k = 0, n = 0; l < network.Layers.Count; l++)
         {
             var squares = Elementwise.SumOfSquares(gradient[network.ParameterOffsets[l]..network.ParameterOffsets[l + 1]]);
             total += squares;
-            if (k < _layerNorms.Length && Health.DenseLayers[k] == l)
+            if (k < _denseLayerNorms.Length && Health.DenseLayers[k] == l)
             {
-                _layerNorms[k++] = Math.Sqrt(squares);
+                _denseLayerNorms[k++] = Math.Sqrt(squares);
+            }
+            if (n < _parameterisedLayers.Length && _parameterisedLayers[n] == l)
+            {
+                LayerGradientNorms[n++] = Math.Sqrt(squares);
             }
         }
         var norm = Math.Sqrt(total);
         var step = Step;
         var learningRate = Schedule.At(step) * Health.LearningRateScale;
         Step++;
-        if (!Health.Admit(step, norm, _layerNorms, out var warning))
+        if (!Health.Admit(step, norm, _denseLayerNorms, out var warning))
         {
             return new StepReport(step, loss, accuracy, norm, Clipped: false, Skipped: true, learningRate, warning);
         }

@@ -15,7 +15,7 @@ public static class TrainingSummary
         var h = result.Health;
         var summary = new JsonObject
         {
-            ["samples_per_second"] = result.SamplesPerSecond,
+            ["samples_per_second"] = Known(result.SamplesPerSecond),
             ["train_seconds"] = result.TrainSeconds,
             ["steps"] = result.Steps,
             ["steps_run"] = result.StepsRun,
@@ -25,9 +25,9 @@ public static class TrainingSummary
             ["workers"] = workers,
             ["nodes"] = nodes,
             ["threads"] = o.Threads,
-            ["test_accuracy"] = result.Test.Accuracy,
-            ["test_loss"] = result.Test.Loss,
-            ["final_train_loss"] = result.FinalTrainLoss,
+            ["test_accuracy"] = Known(result.Test.Accuracy),
+            ["test_loss"] = Known(result.Test.Loss),
+            ["final_train_loss"] = Known(result.FinalTrainLoss),
             ["weights_sha256"] = result.WeightsSha256,
             ["config_hash"] = o.ConfigHash(),
             ["kernel"] = KernelInfo.Name,
@@ -67,6 +67,9 @@ public static class TrainingSummary
 
     public static string ToJson(JsonObject summary) =>
         summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+
+    /// <summary>JSON has no NaN: a value not known (no step run, no evaluation yet, e.g. a run resumed at its end) is null.</summary>
+    private static JsonNode? Known(double value) => double.IsFinite(value) ? JsonValue.Create(value) : null;
 
     private static JsonArray ToArray(double[] values) =>
         new(values.Select(v => (JsonNode?)JsonValue.Create(double.IsFinite(v) ? v : 0)).ToArray());

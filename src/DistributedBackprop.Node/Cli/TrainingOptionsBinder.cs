@@ -9,7 +9,7 @@ public static class TrainingOptionsBinder
     [
         "data", "layers", "activation", "loss", "optimizer", "lr", "momentum", "batch", "slices", "epochs", "clip",
         "dropout", "seed", "warmup", "decay", "decay-every", "decay-factor", "workers", "threads", "checkpoint-dir",
-        "checkpoint-every", "out", "summary-json", "resume",
+        "checkpoint-every", "out", "summary-json", "resume", "run-dir",
     ];
 
     public static readonly HashSet<string> Switches = ["batch-norm", "help"];
@@ -92,9 +92,11 @@ public static class TrainingOptionsBinder
           --decay NAME           none | step | cosine (default none); --decay-every N, --decay-factor X for step
           --workers N            workers (default 1)
           --threads N            compute threads per worker; never changes the result (default: cores)
-          --checkpoint-dir DIR   write checkpoints there (default: runs/<UTC time>-<config hash>/checkpoints)
+          --run-dir DIR          the run folder: config, metrics.jsonl, events.jsonl, checkpoints, summary, model
+                                 (default: runs/<UTC time>-<config hash>); a folder holding a run is never reused
+          --checkpoint-dir DIR   write checkpoints there (default: RUN_DIR/checkpoints)
           --checkpoint-every K   checkpoint every K steps (default 100; 0: at the end of each epoch)
-          --resume DIR           continue a stopped run from the newest valid checkpoint in DIR
+          --resume DIR           continue a stopped run in its run folder DIR (or a checkpoint folder), appending
           --out FILE             write the trained model
           --summary-json FILE    write the run's summary as JSON
         """;

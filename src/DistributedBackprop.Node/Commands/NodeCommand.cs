@@ -45,6 +45,8 @@ public static class NodeCommand
           --http-port P         serve /healthz/live, /healthz/ready and /metrics on this port (default: off)
           --http-hostname H     address the HTTP port binds (default --hostname)
           --tls-certificate F   PKCS#12 file: Akka remoting over TLS (password: DISTBP_TLS_CERTIFICATE_PASSWORD)
+        The node that hosts the coordinator writes the run folder (--run-dir; default runs/<UTC time>-<config hash> in its
+        working folder). Give every node the same shared --run-dir, and a coordinator that moves appends to the same files.
         Every option can be given as an environment variable DISTBP_NAME (DISTBP_SEEDS, DISTBP_MIN_NODES, DISTBP_LR ...).
 
         The dashboard shows the run folder on this node's file system: it has data on the node that hosts the
@@ -74,8 +76,15 @@ public static class NodeCommand
         {
             throw new DistbpInputException($"--min-nodes: {minNodes} must be at least 1.");
         }
-        var options = TrainingOptionsBinder.Bind(args) with { Workers = args.Int("workers", minNodes) };
+        var options = RunFolder.WithDefaultCheckpointEvery(
+            TrainingOptionsBinder.Bind(args) with { Workers = args.Int("workers", minNodes) }, args);
         options.Validate();
+        if (args.Has("resume"))
+        {
+            throw new DistbpInputException("--resume: a node joins a job; give the run folder as --run-dir (and its checkpoints resume the job).");
+        }
+        string runDir;
+        (options, runDir) = RunFolder.ForNode(options, args.String("run-dir"));
         var port = args.Int("port", 0);
         if (port is < 0 or > 65535)
         {
@@ -101,7 +110,8 @@ public static class NodeCommand
 
         using var dashboard = DashboardOption.StartIfAsked(args, Console.Out, cancel);
         var raw = TrainingSetup.LoadChecked(options);
-        var context = new NodeContext(options, raw, new JobOutputs(outPath, summaryPath, minNodes, minNodes),
+        var outputs = new JobOutputs(outPath, summaryPath, minNodes, minNodes) { RunDir = runDir, Command = "node" };
+        var context = new NodeContext(options, raw, outputs,
             localWorkers: 1, Chaos.StepReporter.Wrap(new ProgressDisplay(options.Epochs, Console.Out, Console.Error, interactive: false),
                 args.Flag(ReportStepsOption)));
         var discovery = args.String("discovery") switch
@@ -148,7 +158,7 @@ public static class NodeCommand
         var httpPort = args.String("http-port") is null ? (int?)null : TcpPort(args.Int("http-port", 0), "http-port");
         var httpHostname = args.String("http-hostname") ?? hostname;
         var parentPid = args.Int(ParentPidOption, 0);
-        dashboard?.Follow(DashboardOption.RunFolderOf(options));
+        dashboard?.Follow(runDir);
         if (parentPid == 0)
         {
             return RunNode(settings, context, joinTimeout, httpPort, httpHostname, cancel).GetAwaiter().GetResult();

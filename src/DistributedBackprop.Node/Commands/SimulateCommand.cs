@@ -49,9 +49,9 @@ public static class SimulateCommand
         {
             throw new DistbpInputException($"--nodes: {nodes} must be at least 1.");
         }
-        var options = args.String("resume") is { } resume
-            ? RunFolder.ResumeFrom(resume, args)
-            : RunFolder.WithDefaultCheckpoints(TrainingOptionsBinder.Bind(args), args);
+        var resumed = args.String("resume") is { } resume ? RunFolder.ResumeFrom(resume, args) : null;
+        var options = resumed?.Options
+                      ?? RunFolder.WithDefaultCheckpointEvery(TrainingOptionsBinder.Bind(args), args);
         options = options with
         {
             Workers = args.Int("workers", nodes),
@@ -76,24 +76,31 @@ public static class SimulateCommand
         {
             throw new DistbpInputException($"--log-dir: '{logDir}' is a file; give a folder.");
         }
+        RunFolder.CheckFree(args.String("run-dir"));
         // Everything a user can get wrong fails here, before any node starts (the nodes would each say it again).
         using var dashboard = DashboardOption.StartIfAsked(args, Console.Out, cancel);
         var raw = TrainingSetup.LoadChecked(options);
+        // The nodes get this run folder, so the coordinator writes it on whichever node it runs.
+        var runDir = resumed?.RunDir;
+        if (runDir is null)
+        {
+            (options, runDir) = RunFolder.Create(options, args.String("run-dir"), "simulate", nodes);
+        }
 
         logDir = Path.GetFullPath(logDir ?? Path.Combine(Path.GetTempPath(), "distbp-simulate-" + Guid.NewGuid().ToString("N")[..12]));
         Directory.CreateDirectory(logDir);
         Console.WriteLine($"simulating {nodes} nodes on loopback: {options.Layers} on {raw.Train.Count:N0} samples, "
                           + $"batch {options.Batch} in {options.Slices} slices, {options.Epochs} epochs, "
-                          + $"{options.Workers} workers; node logs in {logDir}; checkpoints in {options.CheckpointDir}");
+                          + $"{options.Workers} workers; node logs in {logDir}; run folder {runDir}");
 
-        var launch = new ClusterLaunch(nodes, TrainingOptionsBinder.ToArguments(options), logDir)
+        var launch = new ClusterLaunch(nodes, [.. TrainingOptionsBinder.ToArguments(options), "--run-dir", runDir], logDir, runDir)
         {
             Chaos = chaos,
             RespawnDelay = respawnDelay,
             Respawn = !args.Flag("no-respawn"),
         };
         // The dashboard tails the run folder the nodes write; this process trains nothing itself.
-        dashboard?.Follow(DashboardOption.RunFolderOf(options));
+        dashboard?.Follow(runDir);
         return new ClusterLauncher(launch, Console.Out, Console.Error).Run(outPath, summaryPath, cancel);
     }
 }

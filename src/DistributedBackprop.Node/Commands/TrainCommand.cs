@@ -28,10 +28,9 @@ public static class TrainCommand
             Console.WriteLine("usage: distbp train [training options]\n\n" + DashboardOption.Help + TrainingOptionsBinder.Help);
             return 0;
         }
-        var options = args.String("resume") is { } resume
-            ? RunFolder.ResumeFrom(resume, args)
-            : RunFolder.WithDefaultCheckpoints(
-                TrainingOptionsBinder.Bind(args) with { Workers = args.Int("workers", Environment.ProcessorCount) }, args);
+        var resumed = args.String("resume") is { } resume ? RunFolder.ResumeFrom(resume, args) : null;
+        var options = resumed?.Options ?? RunFolder.WithDefaultCheckpointEvery(
+            TrainingOptionsBinder.Bind(args) with { Workers = args.Int("workers", Environment.ProcessorCount) }, args);
         options.Validate();
         var outPath = args.String("out");
         var summaryPath = args.String("summary-json");
@@ -41,18 +40,29 @@ public static class TrainCommand
         {
             throw new DistbpInputException($"--checkpoint-dir: '{checkpointDir}' is a file; give a folder.");
         }
+        RunFolder.CheckFree(args.String("run-dir"));
 
         using var dashboard = DashboardOption.StartIfAsked(args, Console.Out, cancel);
         var raw = TrainingSetup.LoadChecked(options);
+        // The run folder is made only once everything a user can get wrong has been checked.
+        var runDir = resumed?.RunDir;
+        if (runDir is null)
+        {
+            (options, runDir) = RunFolder.Create(options, args.String("run-dir"), "train", nodes: 1);
+        }
         Console.WriteLine($"training {options.Layers} on {raw.Train.Count:N0} samples, testing on {raw.Test.Count:N0}; "
                           + $"batch {options.Batch} in {options.Slices} slices, {options.Epochs} epochs, "
-                          + $"{options.Workers} workers in one process; checkpoints in {options.CheckpointDir}");
-        var context = new NodeContext(options, raw, new JobOutputs(outPath, summaryPath, MinNodes: 1, Nodes: 1),
-            localWorkers: options.Workers, ProgressDisplay.ForConsole(options.Epochs));
-        dashboard?.Follow(DashboardOption.RunFolderOf(options));
+                          + $"{options.Workers} workers in one process; run folder {runDir}");
+        var outputs = new JobOutputs(outPath, summaryPath, MinNodes: 1, Nodes: 1) { RunDir = runDir, Command = "train" };
+        var context = new NodeContext(options, raw, outputs, localWorkers: options.Workers, ProgressDisplay.ForConsole(options.Epochs));
+        dashboard?.Follow(runDir);
         var outcome = RunInProcessCluster(context, cancel).GetAwaiter().GetResult();
         if (outcome.Result is not { } result)
         {
+            if (outcome.ExitCode == 2)
+            {
+                throw new DistbpInputException(outcome.Message);
+            }
             Console.Error.WriteLine($"distbp: training failed: {outcome.Message}");
             return outcome.ExitCode == 0 ? 1 : outcome.ExitCode;
         }

@@ -44,12 +44,6 @@ public static class DashboardOption
         return server;
     }
 
-    /// <summary>The run folder a run writes: the folder holding its checkpoints (runs/&lt;time&gt;-&lt;hash&gt;).</summary>
-    public static string RunFolderOf(Core.Training.TrainingOptions options) =>
-        options.CheckpointDir is { } checkpoints
-            ? Path.GetDirectoryName(Path.GetFullPath(checkpoints))!
-            : throw new DistbpInputException("--dashboard: this run has no run folder to show; give --checkpoint-dir.");
-
     private static IPAddress Address(string host)
     {
         if (IPAddress.TryParse(host, out var ip))

@@ -4,8 +4,11 @@ using System.Text.Json.Nodes;
 
 namespace DistributedBackprop.Node.Simulation;
 
-/// <summary>What to start: N nodes, the training arguments each gets, and the folder for their logs and outputs.</summary>
-public sealed record ClusterLaunch(int Nodes, IReadOnlyList<string> TrainingArguments, string LogDir)
+/// <summary>
+/// What to start: N nodes, the training arguments each gets (they name <paramref name="RunDir"/>), the folder for
+/// their logs, and the run folder where the coordinator, on whichever node, writes the model and summary.
+/// </summary>
+public sealed record ClusterLaunch(int Nodes, IReadOnlyList<string> TrainingArguments, string LogDir, string RunDir)
 {
     /// <summary>Faults to inject (simulate --chaos); none by default.</summary>
     public IReadOnlyList<Chaos.ChaosEvent> Chaos { get; init; } = [];
@@ -32,29 +35,17 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string _seed = "";
     private (string Host, IReadOnlyList<string> Arguments) _self;
-    private IReadOnlyList<string> _outputs = [];
 
     public int Run(string? outPath, string? summaryPath, CancellationToken cancel) =>
         RunAsync(outPath, summaryPath, cancel).GetAwaiter().GetResult();
 
     private async Task<int> RunAsync(string? outPath, string? summaryPath, CancellationToken cancel)
     {
-        var summaryTemp = Path.Combine(launch.LogDir, "summary.json");
-        var modelTemp = outPath is null ? null : Path.Combine(launch.LogDir, "model.distbp");
-        File.Delete(summaryTemp);
-        if (modelTemp is not null)
-        {
-            File.Delete(modelTemp);
-        }
-        List<string> outputs = ["--summary-json", summaryTemp];
-        if (modelTemp is not null)
-        {
-            outputs.AddRange(["--out", modelTemp]);
-        }
+        var run = new Core.Runs.RunFiles(launch.RunDir);
         int exitCode;
         try
         {
-            exitCode = await StartAndWait(outputs, cancel);
+            exitCode = await StartAndWait(cancel);
         }
         finally
         {
@@ -69,9 +60,9 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
         {
             return exitCode;
         }
-        if (!File.Exists(summaryTemp) || JsonNode.Parse(await File.ReadAllTextAsync(summaryTemp, CancellationToken.None)) is not JsonObject summary)
+        if (!File.Exists(run.Summary) || JsonNode.Parse(await File.ReadAllTextAsync(run.Summary, CancellationToken.None)) is not JsonObject summary)
         {
-            errors.WriteLine($"distbp: every node exited 0 but no summary was written to {summaryTemp}; see the node logs in {launch.LogDir}.");
+            errors.WriteLine($"distbp: every node exited 0 but no summary was written to {run.Summary}; see the node logs in {launch.LogDir}.");
             return 1;
         }
         if (_chaos is not null)
@@ -80,7 +71,7 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
             var faults = summary["faults"] as JsonObject ?? [];
             faults["injected"] = _chaos.ToJson();
             summary["faults"] = faults;
-            await File.WriteAllTextAsync(summaryTemp, summary.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }), CancellationToken.None);
+            Core.AtomicWrite.Text(run.Summary, Core.Training.TrainingSummary.ToJson(summary));
             foreach (var line in _chaos.Report())
             {
                 output.WriteLine(line);
@@ -88,11 +79,11 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
         }
         if (summaryPath is not null)
         {
-            Core.AtomicWrite.Copy(summaryTemp, summaryPath);
+            Core.AtomicWrite.Copy(run.Summary, summaryPath);
         }
-        if (outPath is not null && modelTemp is not null)
+        if (outPath is not null)
         {
-            Core.AtomicWrite.Copy(modelTemp, outPath);
+            Core.AtomicWrite.Copy(run.Model, outPath);
         }
         output.WriteLine($"weights_sha256 {summary["weights_sha256"]?.GetValue<string>()}");
         return 0;
@@ -101,7 +92,7 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
     private List<string> Arguments(int port, string seeds) =>
     [
         "node", "--port", Text(port), "--seeds", seeds, "--min-nodes", Text(launch.Nodes),
-        "--parent-pid", Text(Environment.ProcessId), .. _outputs, .. launch.TrainingArguments,
+        "--parent-pid", Text(Environment.ProcessId), .. launch.TrainingArguments,
         .. launch.Chaos.Count > 0 ? (string[])["--report-steps", "--control-stdin"] : [],
     ];
 
@@ -113,10 +104,9 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
         return node;
     }
 
-    private async Task<int> StartAndWait(IReadOnlyList<string> outputs, CancellationToken cancel)
+    private async Task<int> StartAndWait(CancellationToken cancel)
     {
         _self = SelfCommand();
-        _outputs = outputs;
         if (launch.Chaos.Count > 0)
         {
             _chaos = new ChaosDriver(launch.Chaos, Current, output);

@@ -23,7 +23,7 @@ public sealed class HealthMonitorTests
         var report = state.Apply(SliceSum(state, data, [0, 1, 2, 3, 4, 5, 6, 7]), Batch, 1);
 
         Assert.True(report.Skipped);
-        Assert.Contains("NaN", report.Warning);
+        Assert.Contains("NaN", report.Warning?.Text);
         Assert.Equal(before.Parameters, state.Weights.Parameters);
         Assert.Equal(before.Buffers, state.Weights.Buffers);
         Assert.All(state.OptimizerState, v => Assert.Equal(0f, v));
@@ -73,7 +73,7 @@ public sealed class HealthMonitorTests
 
         Assert.True(report.Skipped);
         Assert.Equal(100, report.GradientNorm, 1e-3);
-        Assert.Contains("exploding", report.Warning);
+        Assert.Contains("exploding", report.Warning?.Text);
         Assert.Equal(before.Parameters, state.Weights.Parameters);
         Assert.Equal(1, state.Health.ExplodingSteps);
         Assert.Equal(0.5f, state.Health.LearningRateScale);
@@ -156,9 +156,40 @@ public sealed class HealthMonitorTests
         Assert.Equal(2, monitor.SkippedSteps);
     }
 
-    private static TrainingState NewState(string layers, float clip, string optimizer = "momentum")
+    [Fact]
+    public void A_warning_names_its_failure_and_its_fix_apart_from_the_message()
     {
-        var network = new Network(new NetworkSpec(NetworkSpec.ParseWidths(layers), "relu", "cross-entropy", 0f, false));
+        var state = NewState("4-5-3", clip: 1f);
+
+        var warning = state.Apply(UniformSum(state, norm: 100 * Batch), Batch, 1).Warning;
+
+        Assert.NotNull(warning);
+        Assert.Equal(HealthWarning.Exploding, warning.Type);
+        Assert.StartsWith("exploding gradients at step 0", warning.Message);
+        Assert.Contains("--lr", warning.Fix);
+        Assert.Equal($"{warning.Message} Fix: {warning.Fix}", warning.Text);
+        Assert.Equal([warning.Text], state.Health.Warnings);
+    }
+
+    [Fact]
+    public void Layer_gradient_norms_cover_every_layer_with_parameters_and_make_up_the_global_norm()
+    {
+        var data = SampleData.Blobs(16, 4, 3, seed: 1);
+        var state = NewState("4-5-3", clip: 0f, batchNorm: true);
+
+        var report = state.Apply(SliceSum(state, data, [0, 1, 2, 3, 4, 5, 6, 7]), Batch, 1);
+
+        Assert.Equal(["dense0", "batch-norm0", "dense1"], state.LayerNames);
+        Assert.Equal(3, state.LayerGradientNorms.Length);
+        Assert.All(state.LayerGradientNorms, n => Assert.True(n > 0));
+        Assert.Equal(report.GradientNorm, Math.Sqrt(state.LayerGradientNorms.Sum(n => n * n)), 1e-9);
+        Assert.True(state.Health.HasReluLayers);
+        Assert.InRange(Assert.Single(state.Health.StepDeadFractions), 0.0, 1.0);
+    }
+
+    private static TrainingState NewState(string layers, float clip, string optimizer = "momentum", bool batchNorm = false)
+    {
+        var network = new Network(new NetworkSpec(NetworkSpec.ParseWidths(layers), "relu", "cross-entropy", 0f, batchNorm));
         return new TrainingState(network, network.Initialize(5), Optimizer.Create(optimizer, 0.9f),
             new LearningRateSchedule(0.1f, 0, "none", 0, 0.1f, 100), clip);
     }

@@ -24,7 +24,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
     public void A_worker_cut_off_by_a_link_going_down_is_downed_and_the_majority_finishes_with_the_fault_free_weights()
     {
         using var folder = new TempFolder();
-        var oracle = Distbp.Run(["train", .. Training, "--checkpoint-dir", folder.File("oracle-checkpoints")]);
+        var oracle = Distbp.Run(["train", .. Training, "--run-dir", folder.File("oracle-run")]);
         Assert.True(oracle.ExitCode == 0, oracle.ToString());
 
         var prefix = $"dbpp{Environment.ProcessId % 100000}";
@@ -41,7 +41,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
             string[] NodeArgs(int k) =>
             [
                 "node", "--hostname", addresses[k], "--port", "4053", "--min-nodes", "3", "--join-timeout", "60",
-                "--report-steps", .. Training, "--checkpoint-dir", folder.File("checkpoints"),
+                "--report-steps", .. Training, "--checkpoint-dir", folder.File("checkpoints"), "--run-dir", folder.File("run"),
                 "--out", folder.File($"{hosts[k]}/model.distbp"), "--summary-json", folder.File($"{hosts[k]}/summary.json"),
                 .. k == 0 ? Array.Empty<string>() : ["--seeds", seed],
             ];

@@ -30,8 +30,9 @@ public sealed class PodClusterTests(ITestOutputHelper output)
         env["DISTBP_OUT"] = folder.File("model.distbp");
         env["DISTBP_SUMMARY_JSON"] = folder.File("summary.json");
         env["DISTBP_CHECKPOINT_DIR"] = folder.File("checkpoints");
-        var oracle = Distbp.Run(["train", .. env.Where(e => e.Key is not ("DISTBP_OUT" or "DISTBP_SUMMARY_JSON" or "DISTBP_CHECKPOINT_DIR" or "DISTBP_MIN_NODES" or "DISTBP_JOIN_TIMEOUT"))
-            .Select(e => $"--{e.Key["DISTBP_".Length..].ToLowerInvariant().Replace('_', '-')}={e.Value}")]);
+        env["DISTBP_RUN_DIR"] = folder.File("run");
+        var oracle = Distbp.Run(["train", .. env.Where(e => e.Key is not ("DISTBP_OUT" or "DISTBP_SUMMARY_JSON" or "DISTBP_CHECKPOINT_DIR" or "DISTBP_RUN_DIR" or "DISTBP_MIN_NODES" or "DISTBP_JOIN_TIMEOUT"))
+            .Select(e => $"--{e.Key["DISTBP_".Length..].ToLowerInvariant().Replace('_', '-')}={e.Value}"), "--run-dir", folder.File("oracle-run")]);
         Assert.True(oracle.ExitCode == 0, oracle.ToString());
 
         Run("bash", [Path.Combine(Root, "deploy", "netns.sh"), "up", prefix, .. pods]);

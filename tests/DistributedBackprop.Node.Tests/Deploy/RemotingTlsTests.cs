@@ -38,6 +38,7 @@ public sealed class RemotingTlsTests : IDisposable
             ["DISTBP_MIN_NODES"] = "2",
             ["DISTBP_JOIN_TIMEOUT"] = "20",
             ["SSL_CERT_FILE"] = trust,
+            ["DISTBP_RUN_DIR"] = _temp.File("run"),
         };
         var tls = new Dictionary<string, string>(common)
         {

@@ -21,6 +21,7 @@ public static class BadInput
         Check(run, names);
         Assert.False(Directory.Exists(outFolder) && Directory.EnumerateFileSystemEntries(outFolder).Any(),
             $"bad input left files in {outFolder}: {run}");
+        Assert.False(Directory.Exists(temp.File("runs")), $"bad input made a run folder: {run}");
         NoTempFiles(temp);
         return run;
     }

@@ -34,5 +34,11 @@ public sealed class ChaosTests
         var detected = faults.GetProperty("detected").EnumerateArray().Select(f => f.GetProperty("kind").GetString()).ToList();
         Assert.Contains("non-finite-result", detected);
         Assert.Contains(detected, kind => kind is "node-unreachable" or "node-removed" or "straggler");
+
+        // The run folder's events list the same faults, each with the time to the next completed step.
+        var events = RunFolderTests.Lines(Path.Combine(RunFolderTests.PrintedRunFolder(chaos), "events.jsonl"));
+        var faultEvents = events.Where(e => (string?)e["kind"] == "fault").ToList();
+        Assert.Contains(faultEvents, f => (string?)f["type"] == "nan-gradient" && f["recovery_s"] is not null);
+        Assert.Contains(faultEvents, f => (string?)f["type"] is "worker-lost" or "straggler");
     }
 }

@@ -29,7 +29,12 @@ public static class Distbp
 
     public static DistbpRun Run(params string[] args) => RunIn(Path.GetTempPath(), args);
 
-    public static DistbpRun RunIn(string workingDirectory, params string[] args)
+    public static DistbpRun RunIn(string workingDirectory, params string[] args) =>
+        RunWithEnvironment(workingDirectory, new Dictionary<string, string>(), args);
+
+    /// <summary>Runs distbp with these environment variables set (on top of the test's own environment).</summary>
+    public static DistbpRun RunWithEnvironment(string workingDirectory, IReadOnlyDictionary<string, string> environment,
+        params string[] args)
     {
         var start = new ProcessStartInfo(DotnetHost())
         {
@@ -39,6 +44,10 @@ public static class Distbp
             UseShellExecute = false,
             WorkingDirectory = workingDirectory,
         };
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
         start.ArgumentList.Add(DllPath);
         foreach (var arg in args)
         {

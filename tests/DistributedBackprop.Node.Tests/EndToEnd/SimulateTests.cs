@@ -51,6 +51,37 @@ public sealed partial class SimulateTests
     }
 
     [Fact]
+    public void Simulate_writes_the_run_folder_it_names_whichever_node_hosts_the_coordinator()
+    {
+        using var temp = new TempFolder();
+        var runDir = temp.File("my-run");
+        var summaryPath = temp.File("out/summary.json");
+        var run = Distbp.RunIn(temp.Path,
+            ["simulate", "--nodes", "2", .. SmallJob, "--run-dir", runDir, "--summary-json", summaryPath, "--log-dir", temp.File("logs")]);
+        Assert.True(run.ExitCode == 0, run + NodeLogs(temp.File("logs")));
+        Assert.Equal(runDir, RunFolderTests.PrintedRunFolder(run));
+
+        var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(runDir, "config.json"))).RootElement;
+        Assert.Equal("simulate", config.GetProperty("command").GetString());
+        Assert.Equal(2, config.GetProperty("nodes").GetInt32());
+        Assert.Equal(File.ReadAllBytes(summaryPath), File.ReadAllBytes(Path.Combine(runDir, "summary.json")));
+        Assert.True(File.Exists(Path.Combine(runDir, "model.distbp")));
+        using var summary = JsonDocument.Parse(File.ReadAllText(summaryPath));
+        var steps = summary.RootElement.GetProperty("steps").GetInt64();
+        var metrics = RunFolderTests.Lines(Path.Combine(runDir, "metrics.jsonl"));
+        Assert.Equal(Enumerable.Range(0, (int)steps).Select(s => (long)s),
+            metrics.Where(l => (string?)l["kind"] == "step").Select(l => (long)l["step"]!));
+        Assert.Single(metrics, l => (string?)l["kind"] == "eval");
+        // Both nodes' workers computed slices, and the events saw both nodes, one of them hosting the coordinator.
+        Assert.Equal(2, metrics.Last(l => (string?)l["kind"] == "step")["slices"]!.AsObject().Count);
+        var cluster = RunFolderTests.Lines(Path.Combine(runDir, "events.jsonl")).Last(e => (string?)e["kind"] == "cluster");
+        Assert.Equal(2, cluster["nodes"]!.AsArray().Count);
+        Assert.Single(cluster["nodes"]!.AsArray(), n => (bool)n!["coordinator"]!);
+        // The nodes were told where to write: no node made a default run folder of its own.
+        Assert.False(Directory.Exists(temp.File("runs")));
+    }
+
+    [Fact]
     public void Simulate_leaves_no_process_behind_after_ctrl_c()
     {
         using var temp = new TempFolder();
