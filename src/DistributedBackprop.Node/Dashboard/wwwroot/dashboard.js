@@ -163,6 +163,17 @@
     return v.toPrecision(3);
   }
 
+  /** Linear ticks short enough for the axis: 250k, not 250,000. */
+  function compactTickLabels(u, ticks) {
+    return ticks.map(v => {
+      if (v === null || v === undefined) return '';
+      const a = Math.abs(v);
+      if (a >= 1e6) return +(v / 1e6).toPrecision(3) + 'M';
+      if (a >= 1e4) return +(v / 1e3).toPrecision(3) + 'k';
+      return String(+v.toPrecision(4));
+    });
+  }
+
   /** A log axis labels 1, 2 and 5 of each decade; the other ticks are grid lines only. */
   function logTickLabels(u, ticks) {
     return ticks.map(v => {
@@ -181,7 +192,7 @@
       scales: { x: { time: false }, y },
       axes: [
         { ...axis, size: 32, font: '11px system-ui, sans-serif' }, // x: the step (the legend's first entry says so)
-        { ...axis, size: 56, font: '11px system-ui, sans-serif', values: chart.log ? logTickLabels : undefined },
+        { ...axis, size: 56, font: '11px system-ui, sans-serif', values: chart.log ? logTickLabels : compactTickLabels },
       ],
       series: [
         { label: 'step', value: (u, v) => (v === null || v === undefined ? '–' : String(v)) },
@@ -388,14 +399,51 @@
       typeof e.recovery_s === 'number' ? el('div', { class: 'ev-recovery' }, `recovered in ${e.recovery_s.toFixed(2)} s`) : null);
   }
 
+  // Which kinds of event the list shows; checkpoints and cluster snapshots (drawn in the cluster panel) start hidden
+  // so that faults and warnings stay in view.
+  const EVENT_KINDS = [
+    ['fault', 'faults', true], ['health', 'health', true], ['membership', 'membership', true],
+    ['info', 'run', true], ['checkpoint', 'checkpoints', false], ['cluster', 'cluster snapshots', false],
+  ];
+  const shownKinds = new Set(EVENT_KINDS.filter(k => k[2]).map(k => k[0]));
+
+  function kindShown(e) {
+    const kind = EVENT_KINDS.some(k => k[0] === e.kind) ? e.kind : 'info';
+    return shownKinds.has(kind);
+  }
+
+  function drawEventFilters() {
+    const target = document.getElementById('event-filters');
+    if (target.childElementCount === 0) {
+      for (const [kind, label] of EVENT_KINDS) {
+        const box = el('input', { type: 'checkbox', 'data-kind': kind });
+        box.checked = shownKinds.has(kind);
+        box.addEventListener('change', () => {
+          if (box.checked) shownKinds.add(kind); else shownKinds.delete(kind);
+          eventsShown = -1; // redraw the list with the new filter
+          scheduleDraw();
+        });
+        target.append(el('label', { class: 'filter ' + kind }, box, el('span', { 'data-label': label }, label)));
+      }
+    }
+    for (const [kind, label] of EVENT_KINDS) {
+      const count = run.events.filter(e => (EVENT_KINDS.some(k => k[0] === e.kind) ? e.kind : 'info') === kind).length;
+      target.querySelector(`span[data-label="${label}"]`).textContent = `${label} ${count}`;
+    }
+  }
+
   function drawEvents() {
     const list = document.getElementById('event-list');
-    if (eventsShown > run.events.length) { list.replaceChildren(); eventsShown = 0; }
-    // Newest first; only the lines not drawn yet are added.
-    for (const e of run.events.slice(eventsShown)) list.prepend(eventItem(e));
+    if (eventsShown < 0 || eventsShown > run.events.length) {
+      // Rebuild: the newest MAX_EVENTS_SHOWN events of the kinds shown, newest first.
+      list.replaceChildren(...run.events.filter(kindShown).slice(-MAX_EVENTS_SHOWN).reverse().map(eventItem));
+    } else {
+      for (const e of run.events.slice(eventsShown).filter(kindShown)) list.prepend(eventItem(e));
+    }
     eventsShown = run.events.length;
     while (list.children.length > MAX_EVENTS_SHOWN) list.lastElementChild.remove();
-    document.getElementById('no-events').hidden = run.events.length > 0;
+    document.getElementById('no-events').hidden = list.children.length > 0;
+    drawEventFilters();
     const faults = run.events.filter(e => e.kind === 'fault').length;
     const health = run.events.filter(e => e.kind === 'health').length;
     document.getElementById('events-caption').textContent =
@@ -440,7 +488,7 @@
       status: state,
       steps: run.steps,
       evals: run.evals,
-      events: run.events.map(e => ({ kind: e.kind, type: e.type })),
+      events: run.events.map(e => ({ kind: e.kind, type: e.type, node: e.node ?? null, worker: e.worker ?? null })),
       nodes: ((run.cluster && run.cluster.nodes) || []).map(n => n.address),
       workers: Object.keys((run.last && run.last.slices) || {}),
       chartPoints: Object.fromEntries(charts.map(c => [c.id, +document.getElementById(c.id).dataset.points])),
