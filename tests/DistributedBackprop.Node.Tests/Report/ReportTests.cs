@@ -53,6 +53,23 @@ public sealed class ReportTests
     }
 
     [Fact]
+    public void Report_of_a_real_train_run_folder_draws_every_chart()
+    {
+        using var temp = new TempFolder();
+        var runDir = temp.File("run");
+        var train = Distbp.RunIn(temp.Path, "train", "--layers", "784-16-10", "--epochs", "2", "--batch", "128", "--run-dir", runDir);
+        Assert.True(train.ExitCode == 0, train.ToString());
+
+        var run = Distbp.Run("report", runDir);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("2 evaluations", run.Stdout);
+        Assert.Equal(Plots.Append("index.html").Order(),
+            Directory.GetFiles(Path.Combine(runDir, "report")).Select(Path.GetFileName).Order());
+        Assert.Contains(train.WeightsSha256, File.ReadAllText(Path.Combine(runDir, "report", "index.html")));
+    }
+
+    [Fact]
     public void Report_writes_where_out_says_and_leaves_no_temp_files()
     {
         using var temp = new TempFolder();
