@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Threading.Channels;
+using DistributedBackprop.Core.Runs;
 
 namespace DistributedBackprop.Node.Dashboard;
 
@@ -31,11 +32,12 @@ public sealed class RunFeed
 
     public RunFeed(string runDir)
     {
-        RunDir = System.IO.Path.GetFullPath(runDir);
-        _metrics = new JsonLinesTailer(System.IO.Path.Combine(RunDir, RunFolderFiles.Metrics));
-        _events = new JsonLinesTailer(System.IO.Path.Combine(RunDir, RunFolderFiles.Events));
-        _config = new WholeFile(System.IO.Path.Combine(RunDir, RunFolderFiles.Config));
-        _summary = new WholeFile(System.IO.Path.Combine(RunDir, RunFolderFiles.Summary));
+        var files = new RunFiles(runDir);
+        RunDir = files.Directory;
+        _metrics = new JsonLinesTailer(files.Metrics);
+        _events = new JsonLinesTailer(files.Events);
+        _config = new WholeFile(files.Config);
+        _summary = new WholeFile(files.Summary);
     }
 
     public string RunDir { get; }
@@ -186,13 +188,4 @@ public sealed class RunFeed
             return compact;
         }
     }
-}
-
-/// <summary>The names of the files in a run folder (issue 6's contract) that the dashboard and the report read.</summary>
-public static class RunFolderFiles
-{
-    public const string Config = "config.json";
-    public const string Metrics = "metrics.jsonl";
-    public const string Events = "events.jsonl";
-    public const string Summary = "summary.json";
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using DistributedBackprop.Core;
+using DistributedBackprop.Core.Runs;
 using DistributedBackprop.Node.Dashboard;
 
 namespace DistributedBackprop.Node.Report;
@@ -33,37 +34,35 @@ public sealed record RunRecord(
                 ? $"report: '{runDir}' is a file; give a run folder (runs/<time>-<hash>)."
                 : $"report: '{runDir}' does not exist; give a run folder (runs/<time>-<hash>).");
         }
-        var missing = new[] { RunFolderFiles.Config, RunFolderFiles.Metrics }
-            .Where(name => !File.Exists(Path.Combine(runDir, name))).ToList();
+        var files = new RunFiles(runDir);
+        var missing = new[] { files.Config, files.Metrics }.Where(path => !File.Exists(path)).Select(Path.GetFileName).ToList();
         if (missing.Count > 0)
         {
             throw new DistbpInputException(
                 $"report: '{runDir}' is not a run folder: it has no {string.Join(" and no ", missing)} "
-                + $"(a run folder holds {RunFolderFiles.Config}, {RunFolderFiles.Metrics}, {RunFolderFiles.Events} and {RunFolderFiles.Summary}).");
+                + "(a run folder holds config.json, metrics.jsonl, events.jsonl and summary.json).");
         }
-        var config = ReadObject(runDir, RunFolderFiles.Config)!;
-        var summary = File.Exists(Path.Combine(runDir, RunFolderFiles.Summary)) ? ReadObject(runDir, RunFolderFiles.Summary) : null;
-        return new RunRecord(Path.GetFullPath(runDir), config, ReadLines(runDir, RunFolderFiles.Metrics),
-            ReadLines(runDir, RunFolderFiles.Events), summary);
+        var config = ReadObject(files.Config);
+        var summary = File.Exists(files.Summary) ? ReadObject(files.Summary) : null;
+        return new RunRecord(files.Directory, config, ReadLines(files.Metrics), ReadLines(files.Events), summary);
     }
 
-    private static JsonObject? ReadObject(string runDir, string name)
+    private static JsonObject ReadObject(string path)
     {
         try
         {
-            return JsonNode.Parse(File.ReadAllText(Path.Combine(runDir, name))) as JsonObject
-                   ?? throw new DistbpInputException($"report: {Path.Combine(runDir, name)} is not a JSON object.");
+            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject
+                   ?? throw new DistbpInputException($"report: {path} is not a JSON object.");
         }
         catch (JsonException e)
         {
-            throw new DistbpInputException($"report: {Path.Combine(runDir, name)} is not valid JSON ({e.Message}).");
+            throw new DistbpInputException($"report: {path} is not valid JSON ({e.Message}).");
         }
     }
 
     /// <summary>Every complete line (a run stopped mid-write leaves its last line unfinished; that one is left out).</summary>
-    private static List<JsonObject> ReadLines(string runDir, string name)
+    private static List<JsonObject> ReadLines(string path)
     {
-        var path = Path.Combine(runDir, name);
         var lines = new List<JsonObject>();
         var number = 0;
         foreach (var line in new JsonLinesTailer(path).ReadNewLines())
