@@ -45,7 +45,8 @@ public static class ReportCommand
         AtomicWrite.Text(Path.Combine(outDir, PageName), HtmlReport.Build(run, DateTime.UtcNow));
         var steps = run.Steps.Count();
         Console.WriteLine($"report of {run.RunDir} ({steps} steps, {run.Evals.Count()} evaluations, {run.Events.Count} events"
-                          + (run.Summary is null ? ", no summary: the run did not finish" : "") + ")");
+                          + (run.Summary is null ? ", no summary: the run did not finish" : "")
+                          + (run.SkippedLines > 0 ? $", {run.SkippedLines} unreadable line{(run.SkippedLines == 1 ? "" : "s")} skipped" : "") + ")");
         Console.WriteLine($"  {Path.Combine(outDir, PageName)}");
         foreach (var plot in plots)
         {

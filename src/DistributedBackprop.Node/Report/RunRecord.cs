@@ -9,19 +9,29 @@ namespace DistributedBackprop.Node.Report;
 /// <summary>
 /// A run folder as read back for <c>distbp report</c>: config.json, every complete line of metrics.jsonl and
 /// events.jsonl, and summary.json when the run finished. A folder without config.json and metrics.jsonl is not a run.
+/// A line that does not parse is skipped and counted (<see cref="SkippedLines"/>): a writer killed mid-line leaves a
+/// fragment that the next writer ends with a newline.
 /// </summary>
 public sealed record RunRecord(
     string RunDir,
     JsonObject Config,
     IReadOnlyList<JsonObject> Metrics,
     IReadOnlyList<JsonObject> Events,
-    JsonObject? Summary)
+    JsonObject? Summary,
+    int SkippedLines = 0)
 {
-    /// <summary>The per-step lines ("kind":"step"), in file order.</summary>
-    public IEnumerable<JsonObject> Steps => Metrics.Where(m => Kind(m) is null or "step");
+    /// <summary>
+    /// The per-step lines ("kind":"step") by step. A step replayed after a coordinator resumed from a checkpoint is
+    /// written again; the later line is the one that counted.
+    /// </summary>
+    public IEnumerable<JsonObject> Steps => LastPerStep(Metrics.Where(m => Kind(m) is null or "step"));
 
-    /// <summary>The held-out evaluations ("kind":"eval").</summary>
-    public IEnumerable<JsonObject> Evals => Metrics.Where(m => Kind(m) == "eval");
+    /// <summary>The held-out evaluations ("kind":"eval"), by step, the later of a replayed one.</summary>
+    public IEnumerable<JsonObject> Evals => LastPerStep(Metrics.Where(m => Kind(m) == "eval"));
+
+    private static IEnumerable<JsonObject> LastPerStep(IEnumerable<JsonObject> lines) =>
+        lines.Where(l => l.Number("step") is not null).GroupBy(l => l.Number("step")!.Value).Select(g => g.Last())
+            .OrderBy(l => l.Number("step"));
 
     private static string? Kind(JsonObject line) =>
         line["kind"] is JsonValue value && value.TryGetValue<string>(out var kind) ? kind : null;
@@ -44,7 +54,9 @@ public sealed record RunRecord(
         }
         var config = ReadObject(files.Config);
         var summary = File.Exists(files.Summary) ? ReadObject(files.Summary) : null;
-        return new RunRecord(files.Directory, config, ReadLines(files.Metrics), ReadLines(files.Events), summary);
+        var (metrics, skippedMetrics) = ReadLines(files.Metrics);
+        var (events, skippedEvents) = ReadLines(files.Events);
+        return new RunRecord(files.Directory, config, metrics, events, summary, skippedMetrics + skippedEvents);
     }
 
     private static JsonObject ReadObject(string path)
@@ -60,25 +72,27 @@ public sealed record RunRecord(
         }
     }
 
-    /// <summary>Every complete line (a run stopped mid-write leaves its last line unfinished; that one is left out).</summary>
-    private static List<JsonObject> ReadLines(string path)
+    /// <summary>Every complete line that is a JSON object (a run stopped mid-write leaves its last line unfinished: left out).</summary>
+    private static (List<JsonObject> Lines, int Skipped) ReadLines(string path)
     {
         var lines = new List<JsonObject>();
-        var number = 0;
+        var skipped = 0;
         foreach (var line in new JsonLinesTailer(path).ReadNewLines())
         {
-            number++;
             try
             {
-                lines.Add(JsonNode.Parse(line) as JsonObject
-                          ?? throw new DistbpInputException($"report: {path} line {number} is not a JSON object."));
+                if (JsonNode.Parse(line) is JsonObject parsed)
+                {
+                    lines.Add(parsed);
+                    continue;
+                }
             }
-            catch (JsonException e)
+            catch (JsonException)
             {
-                throw new DistbpInputException($"report: {path} line {number} is not valid JSON ({e.Message}).");
             }
+            skipped++;
         }
-        return lines;
+        return (lines, skipped);
     }
 }
 

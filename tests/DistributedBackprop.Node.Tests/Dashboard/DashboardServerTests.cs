@@ -76,6 +76,10 @@ public sealed class DashboardServerTests
         var next = await stream.ReadUntilAsync(m => Step(m) == 3, "step 3");
         Assert.Equal([2, 3], next.Select(Step));
         Assert.All(next, m => JsonDocument.Parse(m.Data).Dispose());
+
+        // A writer killed mid-line leaves a fragment that the next writer ends with a newline: it is skipped.
+        File.AppendAllText(metrics, "{\"kind\":\"step\",\"st\n{\"kind\":\"step\",\"step\":4}\n");
+        Assert.Equal([4], (await stream.ReadUntilAsync(m => Step(m) == 4, "step 4 after the fragment")).Select(Step));
     }
 
     [Fact]

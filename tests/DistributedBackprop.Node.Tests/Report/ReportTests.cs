@@ -130,17 +130,25 @@ public sealed class ReportTests
     }
 
     [Fact]
-    public void Report_on_a_corrupt_metrics_line_exits_2_naming_the_line()
+    public void Report_skips_a_fragment_a_killed_writer_left_and_draws_a_replayed_step_once()
     {
         using var temp = new TempFolder();
         var sample = new SampleRun(temp.Path);
         sample.WriteConfig();
-        sample.AppendStep(1);
-        File.AppendAllText(sample.Metrics, "not json\n");
+        for (var step = 1; step <= 10; step++)
+        {
+            sample.AppendStep(step);
+        }
+        File.AppendAllText(sample.Metrics, "{\"kind\":\"step\",\"step\":11,\"lo\n"); // the coordinator was killed mid-line
+        for (var step = 8; step <= 12; step++)
+        {
+            sample.AppendStep(step); // its successor replays from the checkpoint of step 7
+        }
 
         var run = Distbp.Run("report", temp.Path);
 
-        BadInput.Check(run, "report");
-        Assert.Contains("metrics.jsonl line 2", run.Stderr);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("(12 steps", run.Stdout);
+        Assert.Contains("1 unreadable line skipped", run.Stdout);
     }
 }

@@ -434,14 +434,17 @@
 
   function drawEvents() {
     const list = document.getElementById('event-list');
-    if (eventsShown < 0 || eventsShown > run.events.length) {
-      // Rebuild: the newest MAX_EVENTS_SHOWN events of the kinds shown, newest first.
-      list.replaceChildren(...run.events.filter(kindShown).slice(-MAX_EVENTS_SHOWN).reverse().map(eventItem));
-    } else {
-      for (const e of run.events.slice(eventsShown).filter(kindShown)) list.prepend(eventItem(e));
+    if (eventsShown !== run.events.length) {
+      // Newest first by the time each event happened: a fault's line is written once it has recovered, so it can
+      // arrive after later events. Only the newest MAX_EVENTS_SHOWN of the kinds shown are drawn.
+      const shown = run.events.filter(kindShown)
+        .map((e, i) => [e, i])
+        .sort((a, b) => (b[0].elapsed_s ?? 0) - (a[0].elapsed_s ?? 0) || b[1] - a[1])
+        .slice(0, MAX_EVENTS_SHOWN)
+        .map(([e]) => eventItem(e));
+      list.replaceChildren(...shown);
+      eventsShown = run.events.length;
     }
-    eventsShown = run.events.length;
-    while (list.children.length > MAX_EVENTS_SHOWN) list.lastElementChild.remove();
     document.getElementById('no-events').hidden = list.children.length > 0;
     drawEventFilters();
     const faults = run.events.filter(e => e.kind === 'fault').length;
