@@ -183,9 +183,10 @@ public sealed class RunRecorder : IDisposable
     public void Checkpoint(string path, long step) =>
         Event("checkpoint", "checkpoint-written", $"checkpoint of step {step} written to {path}.", step);
 
-    public void Info(string type, string message, long? step) => Event("info", type, message, step);
+    public void Info(string type, string message, long step) => Event("info", type, message, step);
 
-    private void Event(string kind, string type, string message, long? step, string? fix = null, string? node = null,
+    /// <summary>An event line; <paramref name="step"/> is the step the coordinator is at (the next to run).</summary>
+    private void Event(string kind, string type, string message, long step, string? fix = null, string? node = null,
         string? worker = null, JsonObject? extra = null)
     {
         if (_log is null)

@@ -575,11 +575,12 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             _run.Fault(recovered);
         }
         var (epoch, stepInEpoch) = setup.Plan.Locate(report.Step);
-        _run.Step(report, epoch, state, setup.Options.Batch, wall, _stepCompute, apply, _work.Alive.Count, _stepSlices,
+        var workersAlive = _work.Alive.Count;
+        _run.Step(report, epoch, state, setup.Options.Batch, wall, _stepCompute, apply, workersAlive, _stepSlices,
             _stepStragglers);
         TrainingMetrics.RecordStep(wall, _stepsRun * setup.Options.Batch / _trainSeconds, report.Loss, report.GradientNorm,
             report.Clipped);
-        TrainingMetrics.SetWorkersAlive(_work.Alive.Count);
+        TrainingMetrics.SetWorkersAlive(workersAlive);
 
         var observer = _context.Observer;
         if (report.Warning is not null)
@@ -825,7 +826,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private void Fail(string message)
     {
         _log.Error("training failed: {0}", message);
-        _run.Info("run-failed", message, _state?.Step);
+        _run.Info("run-failed", message, _state?.Step ?? 0);
         CloseRun();
         StopWaiting();
         _context.Finished.TrySetResult(new JobOutcome(1, message));

@@ -43,11 +43,7 @@ public sealed class StepLine : RunLine
 
     public override void WriteTo(Utf8JsonWriter json)
     {
-        json.WriteStartObject();
-        json.WriteString(Names.Kind, Names.StepKind);
-        json.WriteNumber(Names.Step, Step);
-        json.WriteNumber(Names.Epoch, Epoch);
-        Json.Number(json, Names.ElapsedSeconds, Math.Round(ElapsedSeconds, 3));
+        Json.StartMetricsLine(json, Names.StepKind, Step, Epoch, ElapsedSeconds);
         Json.Number(json, Names.Loss, Loss);
         Json.Number(json, Names.Accuracy, Accuracy);
         if (float.IsFinite(LearningRate))
@@ -119,11 +115,7 @@ public sealed class EvalLine(long step, int epoch, double elapsedSeconds, double
 
     public override void WriteTo(Utf8JsonWriter json)
     {
-        json.WriteStartObject();
-        json.WriteString(Names.Kind, Names.EvalKind);
-        json.WriteNumber(Names.Step, step);
-        json.WriteNumber(Names.Epoch, epoch);
-        Json.Number(json, Names.ElapsedSeconds, Math.Round(elapsedSeconds, 3));
+        Json.StartMetricsLine(json, Names.EvalKind, step, epoch, elapsedSeconds);
         Json.Number(json, Names.TestLoss, testLoss);
         Json.Number(json, Names.TestAccuracy, testAccuracy);
         json.WriteEndObject();
@@ -219,9 +211,19 @@ internal static class Names
     public static readonly JsonEncodedText RecoverySeconds = JsonEncodedText.Encode("recovery_s");
 }
 
-/// <summary>JSON has no NaN or Infinity: a non-finite number is written as null ("not known").</summary>
+/// <summary>Writing helpers. JSON has no NaN or Infinity: a non-finite number is written as null ("not known").</summary>
 internal static class Json
 {
+    /// <summary>What every metrics.jsonl line starts with: {"kind", "step", "epoch", "elapsed_s".</summary>
+    public static void StartMetricsLine(Utf8JsonWriter json, JsonEncodedText kind, long step, int epoch, double elapsedSeconds)
+    {
+        json.WriteStartObject();
+        json.WriteString(Names.Kind, kind);
+        json.WriteNumber(Names.Step, step);
+        json.WriteNumber(Names.Epoch, epoch);
+        Number(json, Names.ElapsedSeconds, Math.Round(elapsedSeconds, 3));
+    }
+
     public static void Number(Utf8JsonWriter json, JsonEncodedText name, double? value)
     {
         if (value is { } v && double.IsFinite(v))
