@@ -20,6 +20,7 @@ public static class Program
           export    write a saved model as ONNX: distbp export --model FILE --onnx OUT.onnx
           predict   predict every row of a file: distbp predict --model FILE --input PATH [--output PATH]
           probe     GET a node's health or metrics endpoint: distbp probe [URL] (exit 0 when 2xx)
+          report    draw a run folder's charts into an HTML page and PNG plots: distbp report RUN_DIR [--out DIR]
 
         distbp <command> --help lists a command's options.
         """;
@@ -48,7 +49,7 @@ public static class Program
                 Console.WriteLine(Usage);
                 if (args.Length == 0)
                 {
-                    throw new DistbpInputException("no command given; use train, simulate, node, eval, export or predict (distbp --help).");
+                    throw new DistbpInputException("no command given; use train, simulate, node, eval, report, export or predict (distbp --help).");
                 }
                 return 0;
             }
@@ -62,7 +63,8 @@ public static class Program
                 "node" => NodeCommand.Run(rest, cancel.Token),
                 "simulate" => SimulateCommand.Run(rest, cancel.Token),
                 "probe" => ProbeCommand.Run(rest),
-                _ => throw new DistbpInputException($"unknown command '{args[0]}'; use train, simulate, node, eval, export or predict (distbp --help)."),
+                "report" => ReportCommand.Run(rest),
+                _ => throw new DistbpInputException($"unknown command '{args[0]}'; use train, simulate, node, eval, report, export or predict (distbp --help)."),
             };
         }
         catch (DistbpInputException e)

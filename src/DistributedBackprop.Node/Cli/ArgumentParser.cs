@@ -57,9 +57,12 @@ public sealed class ParsedArguments
             : throw new DistbpInputException($"--{name}: '{text}' is not a finite number.");
     }
 
-    /// <summary>Parses <paramref name="args"/> against the options a command accepts (switches take no value).</summary>
+    /// <summary>
+    /// Parses <paramref name="args"/> against the options a command accepts (switches take no value; an option in
+    /// <paramref name="optionalValue"/>, like <c>--dashboard [PORT]</c>, takes the next argument unless it is an option).
+    /// </summary>
     public static ParsedArguments Parse(string command, IReadOnlyList<string> args, IReadOnlySet<string> valued,
-        IReadOnlySet<string> switches)
+        IReadOnlySet<string> switches, IReadOnlySet<string>? optionalValue = null)
     {
         var values = new Dictionary<string, string?>(StringComparer.Ordinal);
         for (var i = 0; i < args.Count; i++)
@@ -90,7 +93,17 @@ public sealed class ParsedArguments
                 values[name] = null;
                 continue;
             }
-            if (!valued.Contains(name))
+            if (optionalValue?.Contains(name) == true && inline is null
+                && (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal)))
+            {
+                if (values.ContainsKey(name))
+                {
+                    throw new DistbpInputException($"--{name}: given twice.");
+                }
+                values[name] = null;
+                continue;
+            }
+            if (!valued.Contains(name) && optionalValue?.Contains(name) != true)
             {
                 throw new DistbpInputException($"{command}: unknown option '--{name}' (see distbp {command} --help).");
             }

@@ -5,6 +5,7 @@ using DistributedBackprop.Core;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Training;
 using DistributedBackprop.Node.Cli;
+using DistributedBackprop.Node.Dashboard;
 using DistributedBackprop.Node.Http;
 
 namespace DistributedBackprop.Node.Commands;
@@ -48,7 +49,9 @@ public static class NodeCommand
         working folder). Give every node the same shared --run-dir, and a coordinator that moves appends to the same files.
         Every option can be given as an environment variable DISTBP_NAME (DISTBP_SEEDS, DISTBP_MIN_NODES, DISTBP_LR ...).
 
-        """ + TrainingOptionsBinder.Help;
+        The dashboard shows the run folder on this node's file system: it has data on the node that hosts the
+        coordinator (or where the run folder is a shared volume).
+        """ + DashboardOption.Help + TrainingOptionsBinder.Help;
 
     public const string ParentPidOption = "parent-pid";
     public const string ReportStepsOption = "report-steps";
@@ -56,13 +59,13 @@ public static class NodeCommand
 
     public static int Run(IReadOnlyList<string> argv, CancellationToken cancel)
     {
-        var valued = TrainingOptionsBinder.Valued.Concat(NodeValued).ToHashSet();
-        var argvWithEnvironment = WithEnvironment(argv, valued, TrainingOptionsBinder.Switches);
+        var valued = TrainingOptionsBinder.Valued.Concat(NodeValued).Concat(DashboardOption.Valued).ToHashSet();
+        var argvWithEnvironment = WithEnvironment(argv, valued.Concat(DashboardOption.OptionalValue), TrainingOptionsBinder.Switches);
         // Hidden: the launcher's pid, so that simulate's nodes never outlive it (not taken from the environment).
         valued.Add(ParentPidOption);
         // Hidden, for simulate --chaos: print "step N" after every step; take fault commands on standard input.
         var switches = TrainingOptionsBinder.Switches.Concat([ReportStepsOption, ControlStdinOption]).ToHashSet();
-        var args = ParsedArguments.Parse("node", argvWithEnvironment, valued, switches);
+        var args = ParsedArguments.Parse("node", argvWithEnvironment, valued, switches, DashboardOption.OptionalValue);
         if (args.Flag("help"))
         {
             Console.WriteLine(Help);
@@ -105,6 +108,7 @@ public static class NodeCommand
             }
         }
 
+        using var dashboard = DashboardOption.StartIfAsked(args, Console.Out, cancel);
         var raw = TrainingSetup.LoadChecked(options);
         var outputs = new JobOutputs(outPath, summaryPath, minNodes, minNodes) { RunDir = runDir, Command = "node" };
         var context = new NodeContext(options, raw, outputs,
@@ -154,6 +158,7 @@ public static class NodeCommand
         var httpPort = args.String("http-port") is null ? (int?)null : TcpPort(args.Int("http-port", 0), "http-port");
         var httpHostname = args.String("http-hostname") ?? hostname;
         var parentPid = args.Int(ParentPidOption, 0);
+        dashboard?.Follow(runDir);
         if (parentPid == 0)
         {
             return RunNode(settings, context, joinTimeout, httpPort, httpHostname, cancel).GetAwaiter().GetResult();

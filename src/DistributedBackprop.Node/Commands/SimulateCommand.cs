@@ -2,6 +2,7 @@ using DistributedBackprop.Core;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Training;
 using DistributedBackprop.Node.Cli;
+using DistributedBackprop.Node.Dashboard;
 using DistributedBackprop.Node.Simulation;
 
 namespace DistributedBackprop.Node.Commands;
@@ -27,13 +28,13 @@ public static class SimulateCommand
           --workers N      workers in the cluster (default: N, one per node)
           --threads N      compute threads per worker (default: cores / N)
 
-        """ + TrainingOptionsBinder.Help;
+        """ + DashboardOption.Help + TrainingOptionsBinder.Help;
 
     public static int Run(IReadOnlyList<string> argv, CancellationToken cancel)
     {
-        var valued = TrainingOptionsBinder.Valued.Concat(SimulateValued).ToHashSet();
+        var valued = TrainingOptionsBinder.Valued.Concat(SimulateValued).Concat(DashboardOption.Valued).ToHashSet();
         var args = ParsedArguments.Parse("simulate", argv, valued,
-            TrainingOptionsBinder.Switches.Concat(SimulateSwitches).ToHashSet());
+            TrainingOptionsBinder.Switches.Concat(SimulateSwitches).ToHashSet(), DashboardOption.OptionalValue);
         if (args.Flag("help"))
         {
             Console.WriteLine(Help);
@@ -77,6 +78,7 @@ public static class SimulateCommand
         }
         RunFolder.CheckFree(args.String("run-dir"));
         // Everything a user can get wrong fails here, before any node starts (the nodes would each say it again).
+        using var dashboard = DashboardOption.StartIfAsked(args, Console.Out, cancel);
         var raw = TrainingSetup.LoadChecked(options);
         // The nodes get this run folder, so the coordinator writes it on whichever node it runs.
         var runDir = resumed?.RunDir;
@@ -97,6 +99,8 @@ public static class SimulateCommand
             RespawnDelay = respawnDelay,
             Respawn = !args.Flag("no-respawn"),
         };
+        // The dashboard tails the run folder the nodes write; this process trains nothing itself.
+        dashboard?.Follow(runDir);
         return new ClusterLauncher(launch, Console.Out, Console.Error).Run(outPath, summaryPath, cancel);
     }
 }

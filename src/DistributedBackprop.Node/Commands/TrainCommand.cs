@@ -4,6 +4,7 @@ using DistributedBackprop.Core;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Training;
 using DistributedBackprop.Node.Cli;
+using DistributedBackprop.Node.Dashboard;
 
 namespace DistributedBackprop.Node.Commands;
 
@@ -20,10 +21,11 @@ public static class TrainCommand
 
     public static int Run(IReadOnlyList<string> argv, CancellationToken cancel)
     {
-        var args = ParsedArguments.Parse("train", argv, TrainingOptionsBinder.Valued, TrainingOptionsBinder.Switches);
+        var args = ParsedArguments.Parse("train", argv, TrainingOptionsBinder.Valued.Concat(DashboardOption.Valued).ToHashSet(),
+            TrainingOptionsBinder.Switches, DashboardOption.OptionalValue);
         if (args.Flag("help"))
         {
-            Console.WriteLine("usage: distbp train [training options]\n\n" + TrainingOptionsBinder.Help);
+            Console.WriteLine("usage: distbp train [training options]\n\n" + DashboardOption.Help + TrainingOptionsBinder.Help);
             return 0;
         }
         var resumed = args.String("resume") is { } resume ? RunFolder.ResumeFrom(resume, args) : null;
@@ -40,6 +42,7 @@ public static class TrainCommand
         }
         RunFolder.CheckFree(args.String("run-dir"));
 
+        using var dashboard = DashboardOption.StartIfAsked(args, Console.Out, cancel);
         var raw = TrainingSetup.LoadChecked(options);
         // The run folder is made only once everything a user can get wrong has been checked.
         var runDir = resumed?.RunDir;
@@ -52,6 +55,7 @@ public static class TrainCommand
                           + $"{options.Workers} workers in one process; run folder {runDir}");
         var outputs = new JobOutputs(outPath, summaryPath, MinNodes: 1, Nodes: 1) { RunDir = runDir, Command = "train" };
         var context = new NodeContext(options, raw, outputs, localWorkers: options.Workers, ProgressDisplay.ForConsole(options.Epochs));
+        dashboard?.Follow(runDir);
         var outcome = RunInProcessCluster(context, cancel).GetAwaiter().GetResult();
         if (outcome.Result is not { } result)
         {

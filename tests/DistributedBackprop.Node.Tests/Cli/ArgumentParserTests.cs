@@ -79,4 +79,25 @@ public sealed class ArgumentParserTests
 
     [Fact]
     public void Negative_seed_is_refused() => Refused(() => Parse("--seed", "-1").ULong("seed", 0), "--seed");
+
+    private static readonly HashSet<string> OptionalValue = ["dashboard"];
+
+    private static ParsedArguments ParseWithDashboard(params string[] args) =>
+        ParsedArguments.Parse("train", args, Valued, Switches, OptionalValue);
+
+    [Fact]
+    public void An_option_with_an_optional_value_takes_the_next_argument_unless_it_is_an_option()
+    {
+        Assert.Equal(9000, ParseWithDashboard("--dashboard", "9000", "--lr", "0.1").Int("dashboard", 8050));
+        Assert.Equal(9001, ParseWithDashboard("--dashboard=9001").Int("dashboard", 8050));
+
+        var bare = ParseWithDashboard("--dashboard", "--lr", "0.1");
+        Assert.True(bare.Has("dashboard"));
+        Assert.Equal(8050, bare.Int("dashboard", 8050));
+        Assert.Equal(0.1f, bare.Float("lr", 1f));
+        Assert.True(ParseWithDashboard("--lr", "0.1", "--dashboard").Has("dashboard"));
+
+        Refused(() => ParseWithDashboard("--dashboard", "--dashboard", "80"), "--dashboard");
+        Refused(() => ParseWithDashboard("--dashboard", "many").Int("dashboard", 8050), "--dashboard");
+    }
 }
