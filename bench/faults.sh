@@ -20,7 +20,8 @@ declare -A chaos=(
   [coordinator-kill]="--chaos kill:coordinator@100"
   [freeze]="--chaos stop:node-1@100/5s"
 )
-order=(fault-free worker-kill worker-kill-gone coordinator-kill freeze)
+# SCENARIOS="fault-free worker-kill" picks some; the fault-free one is the baseline of the costs.
+read -r -a order <<< "${SCENARIOS:-fault-free worker-kill worker-kill-gone coordinator-kill freeze}"
 for ((r = 1; r <= repeat; r++)); do
   for name in "${order[@]}"; do
     run="$name-$r"
@@ -44,7 +45,7 @@ for line in open(os.path.join(out, "times.txt")):
     rows.setdefault(name, []).append((float(end) - float(start), s["train_seconds"], rec[0] if rec else None,
                                       s["weights_sha256"][:12]))
 med = lambda xs: statistics.median(xs) if xs else float("nan")
-base = med([w for w, *_ in rows["fault-free"]])
+base = med([w for w, *_ in rows.get("fault-free", [])])
 print(f"{'run':18} {'n':>2} {'wall (median)':>14} {'cost':>7} {'train':>7} {'fault -> next step':>19}  weights")
 for name, runs in rows.items():
     walls = [w for w, *_ in runs]

@@ -171,7 +171,9 @@ public sealed class ClusterNode : IAsyncDisposable
         // terminated node (a deleted pod) reported "actor system stopped" with exit 1 instead of 143.
         // Sharding's coordinator state in plain majorities (Akka's default asks for majority + 3 on writes and + 5 on
         // reads, i.e. every node of a small cluster): with one node lost, re-homing its workers, a new coordinator's start
-        // and the hand-offs as the job ends all stalled on the 5 s update timeout until the lost node was removed.
+        // and the hand-offs as the job ends all stalled on the 5 s update timeout until the lost node was removed. The
+        // timeout itself is 2 s (a write on a healthy cluster takes milliseconds; a failed one is retried): the last
+        // node's shard coordinator still waited out one failed write as it stopped at the job's end.
         builder
             .AddHocon($$"""
                 akka.loglevel = {{settings.LogLevel}}
@@ -192,6 +194,7 @@ public sealed class ClusterNode : IAsyncDisposable
                 akka.cluster.sharding.retry-interval = 500ms
                 akka.cluster.sharding.coordinator-state.write-majority-plus = 0
                 akka.cluster.sharding.coordinator-state.read-majority-plus = 0
+                akka.cluster.sharding.updating-state-timeout = 2s
                 {{(settings.EnableThrottler ? "akka.remote.dot-netty.tcp.applied-adapters = [trttl]" : "")}}
                 """, HoconAddMode.Prepend)
             .WithRemoting(remote)
