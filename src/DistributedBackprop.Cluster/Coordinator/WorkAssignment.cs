@@ -129,26 +129,37 @@ public sealed class WorkAssignment
     /// <summary>Whether every slice of the range was already recomputed once (a second bad result is the data's).</summary>
     public bool WasRecomputed(int first, int end) => Enumerable.Range(first, end - first).All(_recomputed.Contains);
 
-    /// <summary>Speculative copies of every uncovered run on workers that have finished their own share.</summary>
+    /// <summary>
+    /// A copy of every uncovered run, preferably on a worker that has finished its own share. When nobody is free, a
+    /// busy worker that does not hold the run yet gets it, and when every live worker holds it, one of them is asked
+    /// again: an order lost with a partition or a dying node is never answered, and a step must not wait on it for
+    /// ever (a repeated order is only computed twice; the first result wins).
+    /// </summary>
     public IReadOnlyList<Assignment> Speculate(Func<int, bool> isCovered)
     {
-        var slow = _assignments.Where(a => Uncovered(a.First, a.End, isCovered).Any()).ToList();
-        var idle = Alive.Where(w => _assignments.Where(a => a.Worker == w).All(a => !Uncovered(a.First, a.End, isCovered).Any()))
+        var ranges = _assignments.SelectMany(a => Uncovered(a.First, a.End, isCovered)).Distinct().ToList();
+        var alive = Alive;
+        var idle = alive.Where(w => _assignments.Where(a => a.Worker == w).All(a => !Uncovered(a.First, a.End, isCovered).Any()))
             .ToList();
         var copies = new List<Assignment>();
         var i = 0;
-        foreach (var run in slow)
+        foreach (var (first, end) in ranges)
         {
-            foreach (var (first, end) in Uncovered(run.First, run.End, isCovered))
+            var holders = _assignments.Where(a => a.First < end && first < a.End).Select(a => a.Worker).ToHashSet();
+            var helpers = idle.Where(w => !holders.Contains(w)).ToList();
+            if (helpers.Count == 0)
             {
-                var helpers = idle.Where(w => w != run.Worker).ToList();
-                if (helpers.Count == 0)
-                {
-                    continue;
-                }
-                var copy = new Assignment(helpers[i++ % helpers.Count], first, end - first, Copy: true);
-                copies.Add(copy);
+                helpers = alive.Where(w => !holders.Contains(w)).ToList();
             }
+            if (helpers.Count == 0)
+            {
+                helpers = alive.ToList();
+            }
+            if (helpers.Count == 0)
+            {
+                continue;
+            }
+            copies.Add(new Assignment(helpers[i++ % helpers.Count], first, end - first, Copy: true));
         }
         _assignments.AddRange(copies);
         return copies;

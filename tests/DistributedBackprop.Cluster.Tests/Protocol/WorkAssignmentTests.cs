@@ -97,4 +97,42 @@ public sealed class WorkAssignmentTests
         Assert.Equal(3, work.Silent.Count);
         Assert.Equal(3, next.Count);
     }
+
+    [Fact]
+    public void A_slow_run_is_copied_to_a_worker_that_has_finished()
+    {
+        var work = ThreeWorkers();
+        var plan = work.BeginStep(T0);
+        var covered = new HashSet<int>(Enumerable.Range(plan[0].First, plan[0].Count)); // only worker-0 answered
+
+        var copies = work.Speculate(covered.Contains);
+
+        Assert.All(copies, c => Assert.Equal("worker-0", c.Worker));
+        Assert.Equal(plan.Skip(1).Select(a => (a.First, a.End)), copies.Select(c => (c.First, c.End)));
+    }
+
+    [Fact]
+    public void When_no_worker_is_free_a_busy_one_that_does_not_hold_the_run_gets_it()
+    {
+        // Both workers hold uncovered work (say, one order was lost in a partition): nobody is idle, yet each run must
+        // be ordered again somewhere or the step waits for ever.
+        var work = new WorkAssignment(sliceCount: 8, ["worker-0", "worker-1"]);
+        work.BeginStep(T0);
+
+        var copies = work.Speculate(_ => false);
+
+        Assert.Equal([("worker-1", 0), ("worker-0", 4)], copies.Select(c => (c.Worker, c.First)));
+    }
+
+    [Fact]
+    public void The_last_live_worker_is_asked_again_for_what_it_has_not_answered()
+    {
+        var work = new WorkAssignment(sliceCount: 8, ["worker-0", "worker-1"]);
+        work.BeginStep(T0);
+        work.MarkDead("worker-1");
+
+        var copies = work.Speculate(_ => false);
+
+        Assert.Equal([("worker-0", 0, 4), ("worker-0", 4, 4)], copies.Select(c => (c.Worker, c.First, c.Count)));
+    }
 }
