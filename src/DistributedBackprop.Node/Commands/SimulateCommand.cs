@@ -12,7 +12,7 @@ namespace DistributedBackprop.Node.Commands;
 /// </summary>
 public static class SimulateCommand
 {
-    public static readonly HashSet<string> SimulateValued = ["nodes", "log-dir", "chaos", "respawn-delay"];
+    public static readonly HashSet<string> SimulateValued = ["nodes", "log-dir", "chaos", "respawn-delay", "data-channel"];
     public static readonly HashSet<string> SimulateSwitches = ["no-respawn"];
 
     public const string Help = """
@@ -24,6 +24,7 @@ public static class SimulateCommand
                            partition | slow | nan, TARGET node-K | coordinator; e.g. kill:node-2@30,stop:node-1@60/5s
           --respawn-delay D  a killed or exited node is started again after D (default 2s), as Kubernetes would
           --no-respawn     do not start killed nodes again
+          --data-channel on|off  off: tensors travel over Akka remoting too (default on: a TCP data channel per node)
           --workers N      workers in the cluster (default: N, one per node)
           --threads N      compute threads per worker (default: cores / N)
 
@@ -84,7 +85,14 @@ public static class SimulateCommand
                           + $"batch {options.Batch} in {options.Slices} slices, {options.Epochs} epochs, "
                           + $"{options.Workers} workers; node logs in {logDir}; checkpoints in {options.CheckpointDir}");
 
-        var launch = new ClusterLaunch(nodes, TrainingOptionsBinder.ToArguments(options), logDir)
+        var dataChannel = args.String("data-channel");
+        if (dataChannel is not (null or "on" or "off"))
+        {
+            throw new DistbpInputException($"--data-channel: '{dataChannel}' is not on or off.");
+        }
+        // The nodes get it as they get the training options (each node's data port stays 0: a free one).
+        string[] nodeArguments = [.. TrainingOptionsBinder.ToArguments(options), .. dataChannel is null ? [] : (string[])["--data-channel", dataChannel]];
+        var launch = new ClusterLaunch(nodes, nodeArguments, logDir)
         {
             Chaos = chaos,
             RespawnDelay = respawnDelay,
