@@ -229,7 +229,8 @@ public sealed class DataChannel : IExtension, IDisposable
         var from = socket.RemoteEndPoint?.ToString() ?? "?";
         try
         {
-            await using var stream = new NetworkStream(socket, ownsSocket: true);
+            // The socket is closed in finally, after the rejection is counted and logged (tests wait on the close).
+            var stream = new NetworkStream(socket, ownsSocket: false);
             var nodeText = await DataFrames.ReadHelloAsync(stream, _stop.Token);
             if (!ActorPath.TryParseAddress(nodeText, out var node))
             {
