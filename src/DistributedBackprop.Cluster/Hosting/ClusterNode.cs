@@ -359,19 +359,27 @@ public sealed class ClusterNode : IAsyncDisposable
         var self = Akka.Cluster.Cluster.Get(System).SelfAddress;
         var peers = Akka.Cluster.Cluster.Get(System).State.Members.Select(m => m.Address).Where(a => a != self).ToList();
         var channel = DataChannel.For(System);
-        channel?.Cut(peers); // the data channel would otherwise carry tensors straight through the partition
-        foreach (var peer in peers)
+        channel?.Cut(peers, duration); // the data channel would otherwise carry tensors straight through the partition
+        try
         {
-            await transport.ManagementCommand(new Akka.Remote.Transport.SetThrottle(peer,
-                Akka.Remote.Transport.ThrottleTransportAdapter.Direction.Both, Akka.Remote.Transport.Blackhole.Instance));
+            foreach (var peer in peers)
+            {
+                await transport.ManagementCommand(new Akka.Remote.Transport.SetThrottle(peer,
+                    Akka.Remote.Transport.ThrottleTransportAdapter.Direction.Both, Akka.Remote.Transport.Blackhole.Instance));
+            }
+            await Task.Delay(duration);
+            foreach (var peer in peers)
+            {
+                await transport.ManagementCommand(new Akka.Remote.Transport.SetThrottle(peer,
+                    Akka.Remote.Transport.ThrottleTransportAdapter.Direction.Both, Akka.Remote.Transport.Unthrottled.Instance));
+            }
         }
-        await Task.Delay(duration);
-        foreach (var peer in peers)
+        finally
         {
-            await transport.ManagementCommand(new Akka.Remote.Transport.SetThrottle(peer,
-                Akka.Remote.Transport.ThrottleTransportAdapter.Direction.Both, Akka.Remote.Transport.Unthrottled.Instance));
+            // Whatever the throttler did (a command for a peer that has just died can fail), the channel heals: a cut
+            // left in place would drop this node's weights for good, every pull included.
+            channel?.Restore(peers);
         }
-        channel?.Restore(peers);
     }
 
     /// <summary>Leaves the cluster gracefully (CoordinatedShutdown) and stops the host.</summary>

@@ -48,7 +48,8 @@ public sealed class DataChannel : IExtension, IDisposable
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentDictionary<Address, Peer> _peers = new();
-    private readonly ConcurrentDictionary<Address, byte> _cut = new();
+    // Cut peers and when each cut ends by itself (Environment.TickCount64; long.MaxValue: until restored).
+    private readonly ConcurrentDictionary<Address, long> _cut = new();
     private readonly ConcurrentDictionary<Socket, byte> _inbound = new();
     private readonly ConcurrentDictionary<string, IActorRef> _targets = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Type, int> _frameSizes = new();
@@ -122,12 +123,16 @@ public sealed class DataChannel : IExtension, IDisposable
         }
     }
 
-    /// <summary>Partition (chaos): no frame goes to or is accepted from these nodes until <see cref="Restore"/>.</summary>
-    public void Cut(IEnumerable<Address> nodes)
+    /// <summary>
+    /// Partition (chaos): no frame goes to or is accepted from these nodes until <see cref="Restore"/>, or until
+    /// <paramref name="duration"/> has passed (so a heal that never comes cannot cut the channel for good).
+    /// </summary>
+    public void Cut(IEnumerable<Address> nodes, TimeSpan? duration = null)
     {
+        var until = duration is { } d ? Environment.TickCount64 + (long)d.TotalMilliseconds : long.MaxValue;
         foreach (var node in nodes)
         {
-            _cut[node] = 0;
+            _cut[node] = until;
             if (_peers.TryGetValue(node, out var peer))
             {
                 peer.Close();
@@ -152,7 +157,7 @@ public sealed class DataChannel : IExtension, IDisposable
     public bool TrySend(IActorRef target, IWireMessage message, IActorRef? sender)
     {
         var node = target.Path.Address;
-        if (_stop.IsCancellationRequested || _cut.ContainsKey(node) || !_peers.TryGetValue(node, out var peer))
+        if (_stop.IsCancellationRequested || IsCut(node) || !_peers.TryGetValue(node, out var peer))
         {
             return false;
         }
@@ -192,6 +197,20 @@ public sealed class DataChannel : IExtension, IDisposable
         {
             socket.Dispose();
         }
+    }
+
+    private bool IsCut(Address node)
+    {
+        if (!_cut.TryGetValue(node, out var until))
+        {
+            return false;
+        }
+        if (Environment.TickCount64 < until)
+        {
+            return true;
+        }
+        _cut.TryRemove(KeyValuePair.Create(node, until));
+        return false;
     }
 
     private static IPAddress BindAddress(string hostname) =>
@@ -246,7 +265,7 @@ public sealed class DataChannel : IExtension, IDisposable
                 try
                 {
                     await stream.ReadExactlyAsync(body.AsMemory(0, length), _stop.Token);
-                    if (!_cut.ContainsKey(node))
+                    if (!IsCut(node))
                     {
                         Deliver(DataFrames.Parse(body.AsMemory(0, length)));
                     }
@@ -392,7 +411,7 @@ public sealed class DataChannel : IExtension, IDisposable
         {
             lock (_gate)
             {
-                if (_connection == connection)
+                if (_connection == connection && !connection.ClosedOnPurpose)
                 {
                     _retryAt = Environment.TickCount64 + (long)connection.Owner._settings.RetryAfter.TotalMilliseconds;
                 }
@@ -434,10 +453,14 @@ public sealed class DataChannel : IExtension, IDisposable
         public DataChannel Owner { get; }
         public bool Broken => _broken;
 
+        /// <summary>Closed by <see cref="Close"/> (cut, unreachable, forgotten), not by a failure: no retry back-off.</summary>
+        public bool ClosedOnPurpose { get; private set; }
+
         public bool TryEnqueue(Queued frame) => !_broken && _queue.Writer.TryWrite(frame);
 
         public void Close()
         {
+            ClosedOnPurpose = true;
             _broken = true;
             try
             {

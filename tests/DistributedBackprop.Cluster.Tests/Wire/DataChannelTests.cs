@@ -141,7 +141,7 @@ public sealed class DataChannelTests : TestKit
     }
 
     [Fact]
-    public void A_cut_peer_gets_nothing_over_the_channel_until_restored()
+    public void A_cut_peer_gets_nothing_over_the_channel_until_restored_or_the_cut_expires()
     {
         Introduce();
         var echo = RemoteEcho();
@@ -150,6 +150,12 @@ public sealed class DataChannelTests : TestKit
         _channelA.Restore([AddressB]);
         Assert.True(_channelA.TrySend(echo, Weights(2, 10), TestActor));
         ExpectMsg<WeightsVersion>(Patience); // the echo answers (over the channel: B knows A's endpoint)
+
+        // A cut with a duration heals by itself (a partition whose heal never runs must not cut the channel for good).
+        _channelA.Cut([AddressB], TimeSpan.FromSeconds(2));
+        Assert.False(_channelA.TrySend(echo, Weights(3, 10), TestActor));
+        AwaitAssert(() => Assert.True(_channelA.TrySend(echo, Weights(4, 10), TestActor)), Patience, TimeSpan.FromMilliseconds(50));
+        Assert.Equal(4, ExpectMsg<WeightsVersion>(Patience).Version);
     }
 
     /// <summary>Connects to B's channel, writes <paramref name="bytes"/>, and waits until B closes the connection.</summary>
