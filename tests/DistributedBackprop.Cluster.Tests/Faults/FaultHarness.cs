@@ -93,7 +93,8 @@ internal static class FaultHarness
         StableAfter = TimeSpan.FromSeconds(2),
         DownRemovalMargin = TimeSpan.FromSeconds(1),
         EnableThrottler = throttler,
-        // FAULTS_DATA_CHANNEL=off runs the fault tests with every tensor on Akka.Remote (as before the data channel).
+        // The fault tests run with the data channel (off by default in nodes) so it is tried under every fault;
+        // FAULTS_DATA_CHANNEL=off runs them with every tensor on Akka.Remote.
         EnableDataChannel = Environment.GetEnvironmentVariable("FAULTS_DATA_CHANNEL") != "off",
         LogLevel = Environment.GetEnvironmentVariable("FAULTS_LOG") ?? "WARNING",
     };
