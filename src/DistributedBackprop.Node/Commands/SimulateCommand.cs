@@ -76,6 +76,11 @@ public static class SimulateCommand
         {
             throw new DistbpInputException($"--log-dir: '{logDir}' is a file; give a folder.");
         }
+        var dataChannel = args.String("data-channel");
+        if (dataChannel is not (null or "on" or "off"))
+        {
+            throw new DistbpInputException($"--data-channel: '{dataChannel}' is not on or off.");
+        }
         // Everything a user can get wrong fails here, before any node starts (the nodes would each say it again).
         var raw = TrainingSetup.LoadChecked(options);
 
@@ -85,11 +90,6 @@ public static class SimulateCommand
                           + $"batch {options.Batch} in {options.Slices} slices, {options.Epochs} epochs, "
                           + $"{options.Workers} workers; node logs in {logDir}; checkpoints in {options.CheckpointDir}");
 
-        var dataChannel = args.String("data-channel");
-        if (dataChannel is not (null or "on" or "off"))
-        {
-            throw new DistbpInputException($"--data-channel: '{dataChannel}' is not on or off.");
-        }
         // The nodes get it as they get the training options (each node's data port stays 0: a free one).
         string[] nodeArguments = [.. TrainingOptionsBinder.ToArguments(options), .. dataChannel is null ? [] : (string[])["--data-channel", dataChannel]];
         var launch = new ClusterLaunch(nodes, nodeArguments, logDir)
