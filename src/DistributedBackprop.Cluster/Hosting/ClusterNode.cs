@@ -67,6 +67,18 @@ public sealed record ClusterNodeSettings
     public string? TlsCertificatePassword { get; init; }
 
     /// <summary>
+    /// The dedicated TCP channel for tensors (<see cref="DataChannel"/>); off, every message goes over Akka.Remote. Never
+    /// used with <see cref="TlsCertificatePath"/>: the channel is plain TCP, so a TLS cluster keeps everything on Akka.
+    /// Off by default until the chaos suite is reliably green with it (see bench/README.md, cluster section).
+    /// </summary>
+    public bool EnableDataChannel { get; init; }
+    /// <summary>The data channel's port on <see cref="Hostname"/>; 0 picks a free one (fix it where it must be exposed).</summary>
+    public int DataPort { get; init; }
+
+    /// <summary>True when this node runs a data channel (enabled and not a TLS cluster).</summary>
+    public bool UsesDataChannel => EnableDataChannel && TlsCertificatePath is null;
+
+    /// <summary>
     /// Chaos testing only: wraps the TCP transport in Akka's throttler adapter (<c>trttl</c>), so a test can blackhole
     /// this node's associations through <c>RemoteTransport.ManagementCommand(new SetThrottle(...))</c>.
     /// </summary>
@@ -209,6 +221,15 @@ public sealed class ClusterNode : IAsyncDisposable
             .WithWireSerializer()
             .WithActors((system, registry) =>
             {
+                if (settings.UsesDataChannel)
+                {
+                    var channel = DataChannel.Start(system, new DataChannelSettings
+                    {
+                        BindHostname = settings.Hostname,
+                        Port = settings.DataPort,
+                    });
+                    system.ActorOf(Props.Create(() => new DataEndpointExchange(channel)), DataEndpointExchange.Name);
+                }
                 var cache = system.ActorOf(Props.Create(() => new WeightsCache(context)), "weights-cache");
                 registry.Register<WeightsCacheActor>(cache);
             })
@@ -341,16 +362,27 @@ public sealed class ClusterNode : IAsyncDisposable
         var transport = ((Akka.Remote.RemoteActorRefProvider)((ExtendedActorSystem)System).Provider).Transport;
         var self = Akka.Cluster.Cluster.Get(System).SelfAddress;
         var peers = Akka.Cluster.Cluster.Get(System).State.Members.Select(m => m.Address).Where(a => a != self).ToList();
-        foreach (var peer in peers)
+        var channel = DataChannel.For(System);
+        channel?.Cut(peers, duration); // the data channel would otherwise carry tensors straight through the partition
+        try
         {
-            await transport.ManagementCommand(new Akka.Remote.Transport.SetThrottle(peer,
-                Akka.Remote.Transport.ThrottleTransportAdapter.Direction.Both, Akka.Remote.Transport.Blackhole.Instance));
+            foreach (var peer in peers)
+            {
+                await transport.ManagementCommand(new Akka.Remote.Transport.SetThrottle(peer,
+                    Akka.Remote.Transport.ThrottleTransportAdapter.Direction.Both, Akka.Remote.Transport.Blackhole.Instance));
+            }
+            await Task.Delay(duration);
+            foreach (var peer in peers)
+            {
+                await transport.ManagementCommand(new Akka.Remote.Transport.SetThrottle(peer,
+                    Akka.Remote.Transport.ThrottleTransportAdapter.Direction.Both, Akka.Remote.Transport.Unthrottled.Instance));
+            }
         }
-        await Task.Delay(duration);
-        foreach (var peer in peers)
+        finally
         {
-            await transport.ManagementCommand(new Akka.Remote.Transport.SetThrottle(peer,
-                Akka.Remote.Transport.ThrottleTransportAdapter.Direction.Both, Akka.Remote.Transport.Unthrottled.Instance));
+            // Whatever the throttler did (a command for a peer that has just died can fail), the channel heals: a cut
+            // left in place would drop this node's weights for good, every pull included.
+            channel?.Restore(peers);
         }
     }
 

@@ -123,6 +123,12 @@ public sealed record PullWeights(
 
 // ---- cluster lifecycle ----
 
+/// <summary>The sender's node takes data-channel frames at Host:Port (one node's exchange actor tells the others').</summary>
+[MessagePackObject]
+public sealed record DataEndpoint(
+    [property: Key(0)] string Host,
+    [property: Key(1)] int Port) : IWireMessage;
+
 /// <summary>A node introduces itself to the coordinator with the hash of the options it was started with.</summary>
 [MessagePackObject]
 public sealed record RegisterNode(

@@ -4,9 +4,10 @@ namespace DistributedBackprop.Cluster.Wire;
 
 /// <summary>
 /// The seam through which large messages travel, so senders do not care how tensors move. A target in this process gets
-/// the message object itself (no serialization, no copies). A remote target gets the message whole when its payload is
-/// at most <see cref="ChunkBytes"/>, otherwise a run of <see cref="TensorChunk"/>s that the receiver feeds to a
-/// <see cref="ChunkAssembler"/>.
+/// the message object itself (no serialization, no copies). A remote target gets it over the node's
+/// <see cref="DataChannel"/> when there is one and it can take the message; otherwise over Akka: the message whole when
+/// its payload is at most <see cref="ChunkBytes"/>, else a run of <see cref="TensorChunk"/>s that the receiver feeds to
+/// a <see cref="ChunkAssembler"/>.
 /// </summary>
 /// <remarks>
 /// Why chunks: Akka.Remote carries everything, heartbeats included, over one TCP association per node pair, and drops a
@@ -23,6 +24,8 @@ public sealed class TensorTransport
     // Process-wide, so ids are unique per sender whatever transport instance the sender uses (Interlocked: any thread).
     private static long s_lastTransferId;
 
+    private readonly ActorSystem? _system;
+
     public TensorTransport(WireSerializer serializer, int chunkBytes = DefaultChunkBytes)
     {
         ArgumentNullException.ThrowIfNull(serializer);
@@ -31,9 +34,15 @@ public sealed class TensorTransport
         ChunkBytes = chunkBytes;
     }
 
-    /// <summary>A transport using the <see cref="WireSerializer"/> the system has bound to <see cref="IWireMessage"/>.</summary>
+    /// <summary>A transport using the <see cref="WireSerializer"/> the system has bound to <see cref="IWireMessage"/>.
+    /// The system's <see cref="DataChannel"/>, if it has one, is looked up at each send (it may start after the sender).</summary>
     public static TensorTransport For(ActorSystem system, int chunkBytes = DefaultChunkBytes) =>
-        new(SerializerOf(system), chunkBytes);
+        new(SerializerOf(system), chunkBytes, system);
+
+    private TensorTransport(WireSerializer serializer, int chunkBytes, ActorSystem system) : this(serializer, chunkBytes)
+    {
+        _system = system;
+    }
 
     /// <summary>The system's serializer for <see cref="IWireMessage"/>; fails if the binding is missing.</summary>
     public static WireSerializer SerializerOf(ActorSystem system) =>
@@ -60,6 +69,16 @@ public sealed class TensorTransport
             target.Tell(message, sender); // same process: the object itself, zero copies
             return;
         }
+        if (_system is not null && DataChannel.For(_system) is { } channel && channel.TrySend(target, message, sender))
+        {
+            return;
+        }
+        SendOverAkka(target, message, sender);
+    }
+
+    /// <summary>Sends a remote message over Akka.Remote: whole, or chunked when its payload exceeds <see cref="ChunkBytes"/>.</summary>
+    public void SendOverAkka(IActorRef target, IWireMessage message, IActorRef? sender)
+    {
         var pieces = Prepare(message);
         if (pieces.Count > 1 && (sender is null || sender.IsNobody()))
         {

@@ -35,6 +35,7 @@ public sealed class WireSerializer : SerializerWithStringManifest
         (typeof(TensorChunk), "tc"),
         (typeof(StartWorker), "sw"),
         (typeof(WorkerStarted), "ws"),
+        (typeof(DataEndpoint), "de"),
     ];
 
     private static readonly FrozenDictionary<Type, string> CodeByType = Table.ToFrozenDictionary(e => e.Type, e => e.Code);

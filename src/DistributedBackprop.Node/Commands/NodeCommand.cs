@@ -21,7 +21,7 @@ public static class NodeCommand
     public static readonly HashSet<string> NodeValued =
         ["seeds", "hostname", "port", "public-hostname", "roles", "min-nodes", "join-timeout", "log-level", "cluster-name",
             "discovery", "management-port", "service-name", "contact-points", "contact-endpoints", "pod-label-selector",
-            "http-port", "http-hostname", "tls-certificate", "tls-certificate-password"];
+            "http-port", "http-hostname", "tls-certificate", "tls-certificate-password", "data-port", "data-channel"];
 
     public const string Help = """
         usage: distbp node [--seeds akka.tcp://distbp@HOST:PORT,...] [--hostname H] [--port P] [--roles worker]
@@ -31,6 +31,8 @@ public static class NodeCommand
           --hostname H          address to bind and advertise (default 127.0.0.1)
           --public-hostname H   address to advertise when it differs from the bound one
           --port P              remoting port (default 0: any free port)
+          --data-channel on|off on: tensors travel on their own TCP connections, not Akka remoting (default off; never with TLS)
+          --data-port P         the data channel's port (default 0: any free port)
           --roles LIST          cluster roles (default worker)
           --min-nodes N         members to wait for before training starts (default 1)
           --join-timeout S      give up (exit 2) when the cluster cannot be joined in S seconds (default 30)
@@ -90,6 +92,17 @@ public static class NodeCommand
         {
             throw new DistbpInputException($"--port: {port} is not a TCP port (0 picks a free one).");
         }
+        var dataPort = args.Int("data-port", 0);
+        if (dataPort is < 0 or > 65535)
+        {
+            throw new DistbpInputException($"--data-port: {dataPort} is not a TCP port (0 picks a free one).");
+        }
+        var dataChannel = args.String("data-channel") switch
+        {
+            null or "" or "off" => false,
+            "on" => true,
+            var other => throw new DistbpInputException($"--data-channel: '{other}' is not on or off."),
+        };
         var joinTimeout = TimeSpan.FromSeconds(args.Int("join-timeout", 30));
         var outPath = args.String("out");
         var summaryPath = args.String("summary-json");
@@ -142,6 +155,8 @@ public static class NodeCommand
             Hostname = hostname,
             PublicHostname = args.String("public-hostname"),
             Port = port,
+            DataPort = dataPort,
+            EnableDataChannel = dataChannel,
             Seeds = seeds,
             Roles = Split(args.String("roles")) is { Count: > 0 } roles ? roles : ["worker"],
             LogLevel = args.String("log-level")?.ToUpperInvariant() ?? "WARNING",

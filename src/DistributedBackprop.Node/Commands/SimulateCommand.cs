@@ -13,7 +13,7 @@ namespace DistributedBackprop.Node.Commands;
 /// </summary>
 public static class SimulateCommand
 {
-    public static readonly HashSet<string> SimulateValued = ["nodes", "log-dir", "chaos", "respawn-delay"];
+    public static readonly HashSet<string> SimulateValued = ["nodes", "log-dir", "chaos", "respawn-delay", "data-channel"];
     public static readonly HashSet<string> SimulateSwitches = ["no-respawn"];
 
     public const string Help = """
@@ -25,6 +25,7 @@ public static class SimulateCommand
                            partition | slow | nan, TARGET node-K | coordinator; e.g. kill:node-2@30,stop:node-1@60/5s
           --respawn-delay D  a killed or exited node is started again after D (default 2s), as Kubernetes would
           --no-respawn     do not start killed nodes again
+          --data-channel on|off  on: tensors travel on a TCP data channel per node, not Akka remoting (default off)
           --workers N      workers in the cluster (default: N, one per node)
           --threads N      compute threads per worker (default: cores / N)
 
@@ -77,6 +78,11 @@ public static class SimulateCommand
             throw new DistbpInputException($"--log-dir: '{logDir}' is a file; give a folder.");
         }
         RunFolder.CheckFree(args.String("run-dir"));
+        var dataChannel = args.String("data-channel");
+        if (dataChannel is not (null or "on" or "off"))
+        {
+            throw new DistbpInputException($"--data-channel: '{dataChannel}' is not on or off.");
+        }
         // Everything a user can get wrong fails here, before any node starts (the nodes would each say it again).
         using var dashboard = DashboardOption.StartIfAsked(args, Console.Out, cancel);
         var raw = TrainingSetup.LoadChecked(options);
@@ -93,7 +99,10 @@ public static class SimulateCommand
                           + $"batch {options.Batch} in {options.Slices} slices, {options.Epochs} epochs, "
                           + $"{options.Workers} workers; node logs in {logDir}; run folder {runDir}");
 
-        var launch = new ClusterLaunch(nodes, [.. TrainingOptionsBinder.ToArguments(options), "--run-dir", runDir], logDir, runDir)
+        // The nodes get it as they get the training options (each node's data port stays 0: a free one).
+        string[] nodeArguments = [.. TrainingOptionsBinder.ToArguments(options), "--run-dir", runDir,
+            .. dataChannel is null ? [] : (string[])["--data-channel", dataChannel]];
+        var launch = new ClusterLaunch(nodes, nodeArguments, logDir, runDir)
         {
             Chaos = chaos,
             RespawnDelay = respawnDelay,

@@ -258,8 +258,10 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
     [Fact]
     public async Task A_slow_corrupt_worker_is_caught_by_its_speculative_copy()
     {
-        // Long enough that the slow worker's late results arrive while the others still train without it.
-        var options = Options() with { Epochs = 12 };
+        // Long enough that the slow worker's late results arrive while the others still train without it (with the
+        // data channel 12 epochs could end within the 500 ms a late result takes); no longer than that, because every
+        // round of a late result is also a race its copy must win.
+        var options = Options() with { Epochs = 20 };
         var expected = Oracle(options);
         const int from = 10;
         var nodes = new List<ClusterNode>();

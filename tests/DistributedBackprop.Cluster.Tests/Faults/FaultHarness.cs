@@ -4,6 +4,7 @@ using Akka.Actor;
 using Akka.Remote;
 using Akka.Remote.Transport;
 using DistributedBackprop.Cluster.Hosting;
+using DistributedBackprop.Cluster.Wire;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Training;
 using Xunit;
@@ -92,6 +93,9 @@ internal static class FaultHarness
         StableAfter = TimeSpan.FromSeconds(2),
         DownRemovalMargin = TimeSpan.FromSeconds(1),
         EnableThrottler = throttler,
+        // The fault tests run with the data channel (off by default in nodes) so it is tried under every fault;
+        // FAULTS_DATA_CHANNEL=off runs them with every tensor on Akka.Remote.
+        EnableDataChannel = Environment.GetEnvironmentVariable("FAULTS_DATA_CHANNEL") != "off",
         LogLevel = Environment.GetEnvironmentVariable("FAULTS_LOG") ?? "WARNING",
     };
 
@@ -140,15 +144,28 @@ internal static class FaultHarness
         }
     }
 
-    /// <summary>Blackholes (or heals) every association of <paramref name="node"/> with <paramref name="peers"/>, both ways.</summary>
+    /// <summary>
+    /// Blackholes (or heals) every association of <paramref name="node"/> with <paramref name="peers"/>, both ways, and
+    /// cuts (or restores) its data channel to them as <see cref="ClusterNode.PartitionAsync"/> does.
+    /// </summary>
     public static async Task Throttle(ClusterNode node, IEnumerable<Address> peers, ThrottleMode mode)
     {
         var transport = ((RemoteActorRefProvider)((ExtendedActorSystem)node.System).Provider).Transport;
-        foreach (var peer in peers)
+        var addresses = peers.ToList();
+        var channel = DataChannel.For(node.System);
+        if (mode is not Unthrottled)
+        {
+            channel?.Cut(addresses);
+        }
+        foreach (var peer in addresses)
         {
             Assert.True(await transport.ManagementCommand(
                 new SetThrottle(peer, ThrottleTransportAdapter.Direction.Both, mode)).WaitAsync(TimeSpan.FromSeconds(10)),
                 $"the throttler refused {mode} for {peer}");
+        }
+        if (mode is Unthrottled)
+        {
+            channel?.Restore(addresses);
         }
     }
 
