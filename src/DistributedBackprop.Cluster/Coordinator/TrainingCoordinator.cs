@@ -442,7 +442,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             _faults.Add("worker-silent", step, $"{worker}@{_placement.GetValueOrDefault(worker, "?")}",
                 $"no answer to its last step; left out of the next steps until it answers (at most {WorkAssignment.SilenceGrace.TotalSeconds:F0} s)",
-                worker);
+                worker, _placement.GetValueOrDefault(worker));
         }
         _onWorkerLost = worker => SendAll(_work.Reassign(worker, _reducer!.IsCovered), step);
         StartWaiting(() =>

@@ -31,7 +31,7 @@ public static class NodeCommand
           --hostname H          address to bind and advertise (default 127.0.0.1)
           --public-hostname H   address to advertise when it differs from the bound one
           --port P              remoting port (default 0: any free port)
-          --data-channel on|off on: tensors travel on their own TCP connections, not Akka remoting (default off; never with TLS)
+          --data-channel on|off on: tensors travel on their own TCP connections, not Akka remoting (default on; never with TLS)
           --data-port P         the data channel's port (default 0: any free port)
           --roles LIST          cluster roles (default worker)
           --min-nodes N         members to wait for before training starts (default 1)
@@ -99,8 +99,8 @@ public static class NodeCommand
         }
         var dataChannel = args.String("data-channel") switch
         {
-            null or "" or "off" => false,
-            "on" => true,
+            "off" => false,
+            null or "" or "on" => true,
             var other => throw new DistbpInputException($"--data-channel: '{other}' is not on or off."),
         };
         var joinTimeout = TimeSpan.FromSeconds(args.Int("join-timeout", 30));

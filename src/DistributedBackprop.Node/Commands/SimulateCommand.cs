@@ -25,7 +25,7 @@ public static class SimulateCommand
                            partition | slow | nan, TARGET node-K | coordinator; e.g. kill:node-2@30,stop:node-1@60/5s
           --respawn-delay D  a killed or exited node is started again after D (default 2s), as Kubernetes would
           --no-respawn     do not start killed nodes again
-          --data-channel on|off  on: tensors travel on a TCP data channel per node, not Akka remoting (default off)
+          --data-channel on|off  on: tensors travel on a TCP data channel per node, not Akka remoting (default on)
           --workers N      workers in the cluster (default: N, one per node)
           --threads N      compute threads per worker (default: cores / N)
 
