@@ -38,9 +38,14 @@ python3 - "$out" <<'PY'
 import json, statistics, sys, os
 out = sys.argv[1]
 rows = {}
+failed = []
 for line in open(os.path.join(out, "times.txt")):
     name, r, start, end = line.split()
-    s = json.load(open(os.path.join(out, f"{name}-{r}.json")))
+    summary = os.path.join(out, f"{name}-{r}.json")
+    if not os.path.exists(summary):
+        failed.append(f"{name}-{r}")
+        continue
+    s = json.load(open(summary))
     rec = [i["recovery_seconds"] for i in s["faults"].get("injected", []) if i.get("recovery_seconds") is not None]
     rows.setdefault(name, []).append((float(end) - float(start), s["train_seconds"], rec[0] if rec else None,
                                       s["weights_sha256"][:12]))
@@ -55,5 +60,7 @@ for name, runs in rows.items():
     print(f"{name:18} {len(runs):2} {med(walls):11.1f} s {cost:>7} {med([t for _, t, *_ in runs]):6.1f}s "
           f"{(f'{med(rec):.2f} s' if rec else ''):>19}  {','.join(shas)}")
     print(f"{'':18}    walls: {', '.join(f'{w:.1f}' for w in walls)}")
+if failed:
+    print(f"FAILED (no summary; see their .out and logs): {', '.join(failed)}")
 PY
 echo "results in $out"
