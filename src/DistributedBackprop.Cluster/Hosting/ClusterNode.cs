@@ -69,7 +69,8 @@ public sealed record ClusterNodeSettings
     /// <summary>
     /// The dedicated TCP channel for tensors (<see cref="DataChannel"/>); off, every message goes over Akka.Remote. Never
     /// used with <see cref="TlsCertificatePath"/>: the channel is plain TCP, so a TLS cluster keeps everything on Akka.
-    /// Off by default until the chaos suite is reliably green with it (see bench/README.md, cluster section).
+    /// Off in these settings; `distbp node` (and so simulate, compose and Kubernetes) turns it on unless
+    /// <c>--data-channel off</c>, while `train`'s one-node cluster has no peer to use it with.
     /// </summary>
     public bool EnableDataChannel { get; init; }
     /// <summary>The data channel's port on <see cref="Hostname"/>; 0 picks a free one (fix it where it must be exposed).</summary>
