@@ -860,22 +860,16 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     }
 
     /// <summary>
-    /// The job is over, so a node that is unreachable now (killed, frozen, cut off), or whose worker stopped answering
-    /// (a node killed so recently that the failure detector has not noticed yet), has nothing left to give. Downing it
+    /// The job is over, so a node that is unreachable now (killed, frozen, cut off) has nothing left to give. Downing it
     /// at once lets the others leave: leaving needs convergence, which an unreachable member blocks until the Split
     /// Brain Resolver downs it (stable-after, ~4 s later) — time every run with a lost node spent doing nothing.
     /// </summary>
     private void DownUnreachableNodes()
     {
-        var silentNodes = _work.Silent.Select(w => _placement.GetValueOrDefault(w)).OfType<string>().ToHashSet();
-        foreach (var member in _cluster.State.Members)
+        foreach (var member in _cluster.State.Unreachable)
         {
-            if (member.Address != _cluster.SelfAddress
-                && (_cluster.State.Unreachable.Contains(member) || silentNodes.Contains(member.Address.ToString())))
-            {
-                _log.Info("job over: downing node {0} (unreachable or silent) so that the others can leave", member.Address);
-                _cluster.Down(member.Address);
-            }
+            _log.Info("job over: downing unreachable node {0} so that the others can leave", member.Address);
+            _cluster.Down(member.Address);
         }
     }
 
