@@ -258,21 +258,20 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
     [Fact]
     public async Task A_slow_corrupt_worker_is_caught_by_its_speculative_copy()
     {
-        // Long enough that the slow worker's late results arrive while the others still train without it (with the
-        // data channel 12 epochs could end within the 500 ms a late result takes); no longer than that, because every
-        // round of a late result is also a race its copy must win.
-        var options = Options() with { Epochs = 20 };
+        // Long enough that the slow worker's late results (1.5 s) arrive while the others still train without it: with
+        // the data channel a step of this small model takes about a millisecond, so 20 epochs could end first.
+        var options = Options() with { Epochs = 60 };
         var expected = Oracle(options);
         const int from = 10;
         var nodes = new List<ClusterNode>();
         var clock = Stopwatch.StartNew();
         try
         {
-            // Node 1 is slow (so its slices get copies) and wrong (finite, so only the cross-check can tell); slow by a
-            // little more than the tests' 300 ms straggler deadline, so each late result arrives soon after its copy won.
+            // Node 1 is slow (so its slices get copies) and wrong (finite, so only the cross-check can tell). Its results
+            // come 1.2 s after the tests' 300 ms straggler deadline: a copy must win every race, even on a loaded machine.
             await StartNodes(3, i => Context(options, new StepGate(), minNodes: 3, nodes: 3,
                 faults: i == 1
-                    ? new FaultInjection { SlowFromStep = from, SlowBy = TimeSpan.FromMilliseconds(500), CorruptFromStep = from }
+                    ? new FaultInjection { SlowFromStep = from, SlowBy = TimeSpan.FromMilliseconds(1500), CorruptFromStep = from }
                     : null), into: nodes);
 
             var outcome = await CoordinatorOutcome(nodes);
