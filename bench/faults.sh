@@ -20,7 +20,7 @@ declare -A chaos=(
   [coordinator-kill]="--chaos kill:coordinator@100"
   [freeze]="--chaos stop:node-1@100/5s"
 )
-# SCENARIOS="fault-free worker-kill" picks some; the fault-free one is the baseline of the costs.
+# EXTRA="--data-channel off" adds options to every run. SCENARIOS="fault-free worker-kill" picks some; the fault-free one is the baseline of the costs.
 read -r -a order <<< "${SCENARIOS:-fault-free worker-kill worker-kill-gone coordinator-kill freeze}"
 for ((r = 1; r <= repeat; r++)); do
   for name in "${order[@]}"; do
@@ -28,7 +28,7 @@ for ((r = 1; r <= repeat; r++)); do
     start=$(date +%s.%N)
     # shellcheck disable=SC2086 # the chaos flags split on purpose
     $distbp simulate --nodes 3 "${work[@]}" --run-dir "$out/$run-run" --summary-json "$out/$run.json" \
-      --log-dir "$out/$run-logs" ${chaos[$name]} > "$out/$run.out" 2>&1 || echo "$run: exit $?" >&2
+      --log-dir "$out/$run-logs" ${chaos[$name]} ${EXTRA:-} > "$out/$run.out" 2>&1 || echo "$run: exit $?" >&2
     end=$(date +%s.%N)
     echo "$name $r $start $end" >> "$out/times.txt"
     echo "done $run ($(awk "BEGIN{printf \"%.1f\", $end - $start}") s)" >&2

@@ -30,7 +30,7 @@ public sealed record JobOutputs(string? ModelPath, string? SummaryPath, int MinN
 }
 
 /// <summary>
-/// The coordinator's patience. Defaults suit training; tests shorten them.
+/// The coordinator's patience, and its workers'. Defaults suit training; tests shorten them.
 /// </summary>
 public sealed record CoordinatorTuning
 {
@@ -42,6 +42,12 @@ public sealed record CoordinatorTuning
     public TimeSpan MinStragglerDelay { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>With no progress for this long (too few workers), checkpoint and exit 1 with the resume command.</summary>
     public TimeSpan WorkerWait { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// A worker's job waits this long for its weights, then fails. The cache pulls a missing version after a second; one
+    /// that has not come by now belonged to a coordinator that died publishing it, and waiting on would keep the job in
+    /// front of everything a new coordinator sends.
+    /// </summary>
+    public TimeSpan WeightsWait { get; init; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>

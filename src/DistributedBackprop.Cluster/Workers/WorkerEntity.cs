@@ -21,8 +21,9 @@ public sealed class StopWorker
 /// coordinator cannot rebuild: when sharding moves it, it starts empty and asks the node's cache for weights.
 /// One job at a time; the next waits in the stash.
 /// </summary>
-public sealed class WorkerEntity : ReceiveActor, IWithStash
+public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
 {
+
     private readonly string _workerId;
     private readonly NodeContext _context;
     private readonly IActorRef _cache;
@@ -42,6 +43,10 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash
 
     public IStash Stash { get; set; } = null!;
 
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private sealed record WeightsDidNotArrive(long Version);
+
     protected override void PreStart() => TrainingMetrics.LocalWorkerStarted();
 
     protected override void PostStop() => TrainingMetrics.LocalWorkerStopped();
@@ -53,8 +58,9 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash
     private void Idle()
     {
         Receive<StopWorker>(_ => Context.Stop(Self));
+        // The provider's address is the cluster's self address (and still an address outside a cluster, in tests).
         Receive<StartWorker>(start => Sender.Tell(new WorkerStarted(start.RunId, _workerId,
-            Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString())));
+            ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString())));
         Receive<ComputeSlices>(job =>
         {
             if (IsThisRun(job.RunId, job.Step))
@@ -98,13 +104,30 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash
         Func<Core.Model.ModelWeights, IReadOnlyList<IWireMessage>> work)
     {
         _cache.Tell(new GetWeights(runId, version));
+        Timers.StartSingleTimer("weights", new WeightsDidNotArrive(version), _context.Tuning.WeightsWait);
+        void GiveUp(string reason)
+        {
+            Timers.Cancel("weights");
+            _log.Warning("worker {0} gave up its job at version {1}: {2}", _workerId, version, reason);
+            replyTo.Tell(new WorkFailed(runId, version, _workerId, reason));
+            BecomeIdle();
+        }
         Become(() =>
         {
-            Receive<WeightsAvailable>(w => w.Version == version, w => Start(replyTo, runId, version, () => work(w.Weights)));
-            Receive<WeightsGone>(g => g.Version == version, _ =>
+            Receive<WeightsAvailable>(w => w.Version == version, w =>
             {
-                replyTo.Tell(new WorkFailed(runId, version, _workerId, $"weights version {version} is gone"));
-                BecomeIdle();
+                Timers.Cancel("weights");
+                Start(replyTo, runId, version, () => work(w.Weights));
+            });
+            Receive<WeightsGone>(g => g.Version == version, _ => GiveUp($"weights version {version} is gone"));
+            Receive<WeightsDidNotArrive>(late => late.Version == version,
+                _ => GiveUp($"weights version {version} did not reach this node in {_context.Tuning.WeightsWait.TotalSeconds:F0} s"));
+            // Only a coordinator that starts (a new incarnation after the old one died) or re-homes workers sends this:
+            // the job waiting here is the old incarnation's, and its weights may never come. Answer the new one now.
+            Receive<StartWorker>(_ =>
+            {
+                Stash.Stash();
+                GiveUp($"a coordinator started while weights version {version} was awaited");
             });
             ReceiveAny(_ => Stash.Stash());
         });

@@ -13,7 +13,7 @@ namespace DistributedBackprop.Node.Commands;
 /// </summary>
 public static class SimulateCommand
 {
-    public static readonly HashSet<string> SimulateValued = ["nodes", "log-dir", "chaos", "respawn-delay", "data-channel"];
+    public static readonly HashSet<string> SimulateValued = ["nodes", "log-dir", "chaos", "respawn-delay", "data-channel", "log-level"];
     public static readonly HashSet<string> SimulateSwitches = ["no-respawn"];
 
     public const string Help = """
@@ -26,6 +26,7 @@ public static class SimulateCommand
           --respawn-delay D  a killed or exited node is started again after D (default 2s), as Kubernetes would
           --no-respawn     do not start killed nodes again
           --data-channel on|off  on: tensors travel on a TCP data channel per node, not Akka remoting (default on)
+          --log-level L    the nodes' Akka log level in their logs (default WARNING; DEBUG shows sharding and singletons)
           --workers N      workers in the cluster (default: N, one per node)
           --threads N      compute threads per worker (default: cores / N)
 
@@ -101,7 +102,8 @@ public static class SimulateCommand
 
         // The nodes get it as they get the training options (each node's data port stays 0: a free one).
         string[] nodeArguments = [.. TrainingOptionsBinder.ToArguments(options), "--run-dir", runDir,
-            .. dataChannel is null ? [] : (string[])["--data-channel", dataChannel]];
+            .. dataChannel is null ? [] : (string[])["--data-channel", dataChannel],
+            .. args.String("log-level") is { } level ? (string[])["--log-level", level] : []];
         var launch = new ClusterLaunch(nodes, nodeArguments, logDir, runDir)
         {
             Chaos = chaos,

@@ -25,7 +25,11 @@ public sealed class WorkerEntityTests : TestKit
     public WorkerEntityTests() : base(LocalSystem("worker-entity"))
     {
         // 256 training rows, batch 64: four steps per epoch.
-        _context = Context(_options, Subset(256, 10));
+        // Jobs wait for their weights longer than any test waits: only the entity's own reactions end a wait here.
+        _context = new NodeContext(_options, Subset(256, 10), new JobOutputs(null, null, 1, 1), localWorkers: 1)
+        {
+            Tuning = new CoordinatorTuning { WeightsWait = TimeSpan.FromMinutes(10) },
+        };
         var normaliser = FeatureNormaliser.Fit(_context.RawData.Train);
         _context.UseNormaliser(normaliser);
         _oracle = TrainingSetup.Create(_options, Subset(256, 10), normaliser);
@@ -91,5 +95,46 @@ public sealed class WorkerEntityTests : TestKit
         coordinator.Send(_entity, new ComputeSlices(WorkerId, RunId, 0, 0, 0, 1));
         var result = coordinator.ExpectMsg<SliceResult>(Patience);
         Assert.Equal((RunId, 0, 0), (result.RunId, result.Level, result.Index));
+    }
+
+    [Fact]
+    public void A_job_whose_weights_never_come_gives_way_to_a_new_coordinators_start()
+    {
+        // The old coordinator ordered a step and died before its weights reached this node: the job waits at the cache.
+        var oldCoordinator = CreateTestProbe();
+        oldCoordinator.Send(_entity, new ComputeSlices(WorkerId, RunId, Step: 7, Version: 7, FirstSlice: 0, SliceCount: 1));
+        // The new incarnation starts the workers: the entity answers at once instead of waiting behind the dead job.
+        var newCoordinator = CreateTestProbe();
+        newCoordinator.Send(_entity, new StartWorker(WorkerId, RunId));
+        var started = newCoordinator.ExpectMsg<WorkerStarted>(Patience);
+        Assert.Equal((RunId, WorkerId), (started.RunId, started.WorkerId));
+        var abandoned = oldCoordinator.ExpectMsg<WorkFailed>(Patience);
+        Assert.Equal((7L, WorkerId), (abandoned.Step, abandoned.WorkerId));
+
+        // And the entity works for the new incarnation, which resumed from an older version.
+        newCoordinator.Send(_cache, Weights(5));
+        newCoordinator.Send(_entity, new ComputeSlices(WorkerId, RunId, Step: 5, Version: 5, FirstSlice: 0, SliceCount: 1));
+        var result = newCoordinator.ExpectMsg<SliceResult>(Patience);
+        Assert.Equal((5L, 5L), (result.Step, result.Version));
+    }
+
+    [Fact]
+    public void A_job_whose_weights_never_come_fails_after_the_wait_and_the_entity_takes_the_next()
+    {
+        var context = new NodeContext(_options, Subset(256, 10), new JobOutputs(null, null, 1, 1), localWorkers: 1)
+        {
+            Tuning = new CoordinatorTuning { WeightsWait = TimeSpan.FromMilliseconds(300) },
+        };
+        context.UseNormaliser(FeatureNormaliser.Fit(context.RawData.Train));
+        var cache = Sys.ActorOf(Props.Create(() => new WeightsCache(context)));
+        var entity = Sys.ActorOf(Props.Create(() => new WorkerEntity("worker-2", context, cache)));
+        var coordinator = CreateTestProbe();
+        coordinator.Send(entity, new ComputeSlices("worker-2", RunId, Step: 9, Version: 9, FirstSlice: 0, SliceCount: 1));
+        coordinator.Send(entity, new ComputeStatistics("worker-2", RunId, 0, 1, FeatureStatistics.DefaultChunkRows));
+
+        var failed = coordinator.ExpectMsg<WorkFailed>(Patience);
+        Assert.Equal((9L, "worker-2"), (failed.Step, failed.WorkerId));
+        Assert.Contains("did not reach this node", failed.Reason);
+        Assert.Equal(RunId, coordinator.ExpectMsg<StatisticsResult>(Patience).RunId);
     }
 }
