@@ -796,11 +796,17 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _context.Finished.TrySetResult(new JobOutcome(0, "done", summary, result));
         var finished = new JobFinished(_runId, 0, "training finished");
         Broadcast(finished);
-        DownUnreachableNodes();
+        if (_cluster.State.Unreachable.Count > 0)
+        {
+            Timers.StartSingleTimer(DownAfterTheEnd.Instance, DownAfterTheEnd.Instance, EndDowningGrace);
+        }
         Become(() =>
         {
             // A node that joins after the end (a restarted pod) is told at once that there is nothing left to do.
             Receive<RegisterNode>(_ => Sender.Tell(finished));
+            Receive<ClusterEvent.UnreachableMember>(_ =>
+                Timers.StartSingleTimer(DownAfterTheEnd.Instance, DownAfterTheEnd.Instance, EndDowningGrace));
+            Receive<DownAfterTheEnd>(_ => DownStillUnreachable());
             Common();
             ReceiveAny(_ => { });
         });
@@ -870,6 +876,40 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             _log.Info("job over: downing unreachable node {0} so that the others can leave", member.Address);
             _cluster.Down(member.Address);
+        }
+    }
+
+    /// <summary>
+    /// After a finished job, how long a member may stay unreachable before the coordinator downs it (see
+    /// <see cref="DownStillUnreachable"/>): a node frozen for a moment comes back within it and leaves like the others.
+    /// </summary>
+    private static readonly TimeSpan EndDowningGrace = TimeSpan.FromSeconds(1.5);
+
+    private sealed class DownAfterTheEnd
+    {
+        public static readonly DownAfterTheEnd Instance = new();
+    }
+
+    /// <summary>
+    /// A node killed shortly before the end of a finished job is not unreachable yet when the job ends, or only just;
+    /// its death then holds up everyone's leave until the Split Brain Resolver downs it (stable-after, 4 s later). The
+    /// job is over and the node has nothing left to give: the coordinator downs it once it has stayed unreachable for
+    /// <see cref="EndDowningGrace"/> — keep-majority's decision with a shorter wait, so only a side that holds the
+    /// majority takes it. (Downing a node that is merely frozen costs more: back, downed and still reachable, it holds
+    /// up convergence until it is unreachable again; hence the grace.)
+    /// </summary>
+    private void DownStillUnreachable()
+    {
+        var state = _cluster.State;
+        var unreachable = state.Unreachable.Where(m => m.Status != MemberStatus.Down).ToList();
+        if (unreachable.Count > 0 && 2 * (state.Members.Count - state.Unreachable.Count) > state.Members.Count)
+        {
+            foreach (var member in unreachable)
+            {
+                _log.Info("job over: downing node {0}, unreachable for {1} s, so that the others can leave",
+                    member.Address, EndDowningGrace.TotalSeconds);
+                _cluster.Down(member.Address);
+            }
         }
     }
 

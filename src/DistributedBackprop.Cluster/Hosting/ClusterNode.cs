@@ -187,6 +187,11 @@ public sealed class ClusterNode : IAsyncDisposable
         // and the hand-offs as the job ends all stalled on the 5 s update timeout until the lost node was removed. The
         // timeout itself is 2 s (a write on a healthy cluster takes milliseconds; a failed one is retried): the last
         // node's shard coordinator still waited out one failed write as it stopped at the job's end.
+        // Singleton hand-over: a leaving oldest node offers its singletons to the next oldest member for (retries - 3)
+        // × 500 ms, then stops them anyway. Akka's 15 retries made the coordinator's node, leaving last at the job's end,
+        // spend 6 s offering them to a member that was downed (a node frozen until the end) but not yet removed. A live
+        // next oldest answers within a gossip round; one that does not take over only takes over once the old one is
+        // removed, so fewer retries are as safe.
         builder
             .AddHocon($$"""
                 akka.loglevel = {{settings.LogLevel}}
@@ -204,6 +209,7 @@ public sealed class ClusterNode : IAsyncDisposable
                 akka.cluster.split-brain-resolver.stable-after = {{(int)settings.StableAfter.TotalMilliseconds}}ms
                 akka.cluster.down-removal-margin = {{(int)settings.DownRemovalMargin.TotalMilliseconds}}ms
                 akka.cluster.singleton.hand-over-retry-interval = 500ms
+                akka.cluster.singleton.min-number-of-hand-over-retries = 6
                 akka.cluster.sharding.retry-interval = 500ms
                 akka.cluster.sharding.coordinator-state.write-majority-plus = 0
                 akka.cluster.sharding.coordinator-state.read-majority-plus = 0

@@ -168,7 +168,6 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
     {
         var interrupted = Task.Delay(Timeout.Infinite, cancel);
         Task? leaveDeadline = null;
-        var jobDone = false;
         while (true)
         {
             List<NodeProcess> running;
@@ -178,7 +177,7 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
             }
             if (running.Count == 0)
             {
-                return jobDone ? 0 : 1;
+                return _jobDone ? 0 : 1;
             }
             var waits = running.Select(n => n.Exited).Append(interrupted).Append(_changed.Task);
             if (leaveDeadline is not null)
@@ -206,11 +205,11 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
             node.Retired = true;
             if (node.ExitCode == 0)
             {
-                jobDone = true;
+                _jobDone = true;
                 leaveDeadline ??= Task.Delay(LeaveGrace, CancellationToken.None);
                 continue;
             }
-            if (jobDone)
+            if (_jobDone)
             {
                 continue;
             }
@@ -229,13 +228,21 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
     }
 
     private int _incarnations;
+    private volatile bool _jobDone;
 
-    /// <summary>Starts node-K again after the respawn delay, joining through whichever nodes still run.</summary>
+    /// <summary>
+    /// Starts node-K again after the respawn delay, joining through whichever nodes still run; not once the job is done
+    /// (a node downed as the job ended, say one frozen until then, has no cluster left to rejoin).
+    /// </summary>
     private async Task RespawnLater(int index, CancellationToken cancel)
     {
         await Task.Delay(launch.RespawnDelay, cancel);
         lock (_nodes)
         {
+            if (_jobDone)
+            {
+                return;
+            }
             var live = _nodes.Where(n => !n.HasExited && n.Address is not null).Select(n => n.Address!).ToList();
             var seeds = string.Join(',', live.Count > 0 ? live : [_seed]);
             _nodes.Add(StartNode(index, 0, seeds, ++_incarnations));
