@@ -259,8 +259,9 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
     public async Task A_slow_corrupt_worker_is_caught_by_its_speculative_copy()
     {
         // Long enough that the slow worker's late results (1.5 s) arrive while the others still train without it: with
-        // the data channel a step of this small model takes about a millisecond, so 20 epochs could end first.
-        var options = Options() with { Epochs = 60 };
+        // the data channel a step of this small model takes about a millisecond, so 60 epochs (960 steps) once ended
+        // first; 300 epochs are 4,800 steps, seconds even on a fast machine.
+        var options = Options() with { Epochs = 300 };
         var expected = Oracle(options);
         const int from = 10;
         var nodes = new List<ClusterNode>();
