@@ -1,3 +1,4 @@
+using System.Numerics;
 using DistributedBackprop.Core.Numerics;
 
 namespace DistributedBackprop.Core.Layers;
@@ -17,17 +18,25 @@ public sealed class Relu(int size) : Layer(size, size)
         System.Numerics.Tensors.TensorPrimitives.Max(x, 0f, y);
         if (pass.Training)
         {
-            var active = pass.Statistics;
+            // Counts in floats are exact integers, so adding a vector of 0s and 1s is the scalar count bit for bit. A
+            // branch per element (about half the units fire) mispredicted so often that this loop and the backward one
+            // took 18 % of a step.
+            var active = pass.Statistics[..OutputSize];
             active.Clear();
+            var width = Vector<float>.Count;
             for (var i = 0; i < pass.Rows; i++)
             {
                 var row = x.Slice(i * OutputSize, OutputSize);
-                for (var j = 0; j < OutputSize; j++)
+                var j = 0;
+                for (; j <= OutputSize - width; j += width)
                 {
-                    if (row[j] > 0f)
-                    {
-                        active[j] += 1f;
-                    }
+                    var fired = Vector.ConditionalSelect(Vector.GreaterThan(new Vector<float>(row[j..]), Vector<float>.Zero),
+                        Vector<float>.One, Vector<float>.Zero);
+                    (new Vector<float>(active[j..]) + fired).CopyTo(active[j..]);
+                }
+                for (; j < OutputSize; j++)
+                {
+                    active[j] += row[j] > 0f ? 1f : 0f;
                 }
             }
         }
@@ -35,11 +44,21 @@ public sealed class Relu(int size) : Layer(size, size)
 
     public override void Backward(ref LayerPass pass)
     {
-        // dX = dY ⊙ [x > 0]
+        // dX = dY ⊙ [x > 0], a select (no arithmetic): the same bits as the scalar loop, NaN included (x > 0 is false).
         var n = pass.Rows * OutputSize;
-        for (var i = 0; i < n; i++)
+        var x = pass.Input[..n];
+        var dy = pass.OutputGradient[..n];
+        var dx = pass.InputGradient[..n];
+        var width = Vector<float>.Count;
+        var i = 0;
+        for (; i <= n - width; i += width)
         {
-            pass.InputGradient[i] = pass.Input[i] > 0f ? pass.OutputGradient[i] : 0f;
+            Vector.ConditionalSelect(Vector.GreaterThan(new Vector<float>(x[i..]), Vector<float>.Zero),
+                new Vector<float>(dy[i..]), Vector<float>.Zero).CopyTo(dx[i..]);
+        }
+        for (; i < n; i++)
+        {
+            dx[i] = x[i] > 0f ? dy[i] : 0f;
         }
     }
 }
