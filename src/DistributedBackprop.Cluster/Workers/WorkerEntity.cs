@@ -47,9 +47,26 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
 
     private sealed record WeightsDidNotArrive(long Version);
 
-    protected override void PreStart() => TrainingMetrics.LocalWorkerStarted();
+    private ComputeLane? _lane;
 
-    protected override void PostStop() => TrainingMetrics.LocalWorkerStopped();
+    protected override void PreStart()
+    {
+        _lane = new ComputeLane($"distbp-{_workerId}");
+        TrainingMetrics.LocalWorkerStarted();
+    }
+
+    protected override void PostStop()
+    {
+        // The runner's threads stop after whatever job the lane still runs.
+        var runner = _runner;
+        _lane?.Run(() =>
+        {
+            runner?.Dispose();
+            return 0;
+        });
+        _lane?.Dispose();
+        TrainingMetrics.LocalWorkerStopped();
+    }
 
     private sealed record Computed(IActorRef ReplyTo, IReadOnlyList<IWireMessage> Replies);
 
@@ -136,7 +153,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
     /// <summary>Runs the work off the actor's thread and replies when it is done.</summary>
     private void Start(IActorRef replyTo, string runId, long step, Func<IReadOnlyList<IWireMessage>> work)
     {
-        Task.Run(work).ContinueWith(t => t.IsCompletedSuccessfully
+        _lane!.Run(work).ContinueWith(t => t.IsCompletedSuccessfully
                 ? (object)new Computed(replyTo, t.Result)
                 : new Failed(replyTo, runId, step, t.Exception!.GetBaseException()))
             .PipeTo(Self);
