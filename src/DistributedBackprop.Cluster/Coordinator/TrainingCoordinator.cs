@@ -872,7 +872,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     /// </summary>
     private void DownUnreachableNodes()
     {
-        foreach (var member in _cluster.State.Unreachable)
+        foreach (var member in _cluster.State.Unreachable.Where(m => m.Status != MemberStatus.Down))
         {
             _log.Info("job over: downing unreachable node {0} so that the others can leave", member.Address);
             _cluster.Down(member.Address);
@@ -901,15 +901,9 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private void DownStillUnreachable()
     {
         var state = _cluster.State;
-        var unreachable = state.Unreachable.Where(m => m.Status != MemberStatus.Down).ToList();
-        if (unreachable.Count > 0 && 2 * (state.Members.Count - state.Unreachable.Count) > state.Members.Count)
+        if (2 * (state.Members.Count - state.Unreachable.Count) > state.Members.Count)
         {
-            foreach (var member in unreachable)
-            {
-                _log.Info("job over: downing node {0}, unreachable for {1} s, so that the others can leave",
-                    member.Address, EndDowningGrace.TotalSeconds);
-                _cluster.Down(member.Address);
-            }
+            DownUnreachableNodes();
         }
     }
 

@@ -35,8 +35,9 @@ internal static class ProtocolSamples
         return new DataSplit(all.Train.Rows(0, trainRows, "train subset"), all.Test.Rows(0, testRows, "test subset"));
     }
 
-    public static NodeContext Context(TrainingOptions options, DataSplit raw, int minNodes = 1) =>
-        new(options, raw, new JobOutputs(null, null, minNodes, minNodes), localWorkers: 1);
+    public static NodeContext Context(TrainingOptions options, DataSplit raw, int minNodes = 1,
+        CoordinatorTuning? tuning = null) =>
+        new(options, raw, new JobOutputs(null, null, minNodes, minNodes), localWorkers: 1) { Tuning = tuning ?? new() };
 
     /// <summary>
     /// A one-node cluster system built like <see cref="Hosting.ClusterNode"/> (remoting on 127.0.0.1 port 0, clustering,

@@ -26,10 +26,7 @@ public sealed class WorkerEntityTests : TestKit
     {
         // 256 training rows, batch 64: four steps per epoch.
         // Jobs wait for their weights longer than any test waits: only the entity's own reactions end a wait here.
-        _context = new NodeContext(_options, Subset(256, 10), new JobOutputs(null, null, 1, 1), localWorkers: 1)
-        {
-            Tuning = new CoordinatorTuning { WeightsWait = TimeSpan.FromMinutes(10) },
-        };
+        _context = Context(_options, Subset(256, 10), tuning: new CoordinatorTuning { WeightsWait = TimeSpan.FromMinutes(10) });
         var normaliser = FeatureNormaliser.Fit(_context.RawData.Train);
         _context.UseNormaliser(normaliser);
         _oracle = TrainingSetup.Create(_options, Subset(256, 10), normaliser);
@@ -121,10 +118,8 @@ public sealed class WorkerEntityTests : TestKit
     [Fact]
     public void A_job_whose_weights_never_come_fails_after_the_wait_and_the_entity_takes_the_next()
     {
-        var context = new NodeContext(_options, Subset(256, 10), new JobOutputs(null, null, 1, 1), localWorkers: 1)
-        {
-            Tuning = new CoordinatorTuning { WeightsWait = TimeSpan.FromMilliseconds(300) },
-        };
+        var context = Context(_options, Subset(256, 10),
+            tuning: new CoordinatorTuning { WeightsWait = TimeSpan.FromMilliseconds(300) });
         context.UseNormaliser(FeatureNormaliser.Fit(context.RawData.Train));
         var cache = Sys.ActorOf(Props.Create(() => new WeightsCache(context)));
         var entity = Sys.ActorOf(Props.Create(() => new WorkerEntity("worker-2", context, cache)));
