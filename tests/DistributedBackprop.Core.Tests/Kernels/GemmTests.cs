@@ -177,15 +177,22 @@ public class GemmTests
         {
             Gemm.Multiply(a, b, c, s.R, s.I, s.C); // warm-up: grows the per-thread buffers once
         }
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var round = 0; round < 3; round++)
+        // Steady state: three rounds in a row that allocate nothing. The runtime itself may allocate once on this
+        // thread while the methods tier up (CI once saw 5,080 bytes in the first rounds); a kernel that allocates per
+        // call allocates in every round and never gets there.
+        var perRound = new List<long>();
+        var zeroRounds = 0;
+        while (zeroRounds < 3 && perRound.Count < 200)
         {
+            var before = GC.GetAllocatedBytesForCurrentThread();
             foreach (var (s, a, b, c) in buffers)
             {
                 Gemm.Multiply(a, b, c, s.R, s.I, s.C);
             }
+            perRound.Add(GC.GetAllocatedBytesForCurrentThread() - before);
+            zeroRounds = perRound[^1] == 0 ? zeroRounds + 1 : 0;
         }
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True(zeroRounds == 3, $"bytes allocated per round: {string.Join(", ", perRound.Take(20))}");
     }
 
     [Theory]
