@@ -88,6 +88,70 @@ public static class Elementwise
         return total;
     }
 
+    /// <summary>
+    /// y /= divisor and returns Σ y² of the quotients, in one pass: the same bits as <see cref="DivideInPlace"/> followed
+    /// by <see cref="SumOfSquares"/> (a true division per element, then the same 16-lane order), half the memory traffic.
+    /// </summary>
+    public static double DivideAndSumOfSquares(Span<float> y, float divisor)
+    {
+        Span<float> lanes = stackalloc float[Lanes];
+        var i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var d = Vector512.Create(divisor);
+            var acc = Vector512<float>.Zero;
+            for (; i <= y.Length - Lanes; i += Lanes)
+            {
+                var v = Vector512.Create(y.Slice(i, Lanes)) / d;
+                v.CopyTo(y.Slice(i, Lanes));
+                acc = Vector512.FusedMultiplyAdd(v, v, acc);
+            }
+            acc.CopyTo(lanes);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var d = Vector256.Create(divisor);
+            var lo = Vector256<float>.Zero;
+            var hi = Vector256<float>.Zero;
+            for (; i <= y.Length - Lanes; i += Lanes)
+            {
+                var a = Vector256.Create(y.Slice(i, 8)) / d;
+                var b = Vector256.Create(y.Slice(i + 8, 8)) / d;
+                a.CopyTo(y.Slice(i, 8));
+                b.CopyTo(y.Slice(i + 8, 8));
+                lo = Vector256.FusedMultiplyAdd(a, a, lo);
+                hi = Vector256.FusedMultiplyAdd(b, b, hi);
+            }
+            lo.CopyTo(lanes);
+            hi.CopyTo(lanes[8..]);
+        }
+        else
+        {
+            lanes.Clear();
+            for (; i <= y.Length - Lanes; i += Lanes)
+            {
+                for (var k = 0; k < Lanes; k++)
+                {
+                    var q = y[i + k] / divisor;
+                    y[i + k] = q;
+                    lanes[k] = MathF.FusedMultiplyAdd(q, q, lanes[k]);
+                }
+            }
+        }
+        for (var k = 0; i < y.Length; i++, k++)
+        {
+            var q = y[i] / divisor;
+            y[i] = q;
+            lanes[k] = MathF.FusedMultiplyAdd(q, q, lanes[k]);
+        }
+        var total = 0.0;
+        for (var k = 0; k < Lanes; k++)
+        {
+            total += lanes[k];
+        }
+        return total;
+    }
+
     /// <summary>True when every value is finite (no NaN, no ±Inf).</summary>
     public static bool AllFinite(ReadOnlySpan<float> x)
     {

@@ -7,20 +7,28 @@ public static class GradientClipping
 {
     public static double GlobalNorm(ReadOnlySpan<float> gradient) => Math.Sqrt(Elementwise.SumOfSquares(gradient));
 
-    /// <summary>Scales the gradient when its norm exceeds <paramref name="maxNorm"/> (0 turns clipping off). Returns
-    /// the scale applied (1 when untouched).</summary>
-    public static float Clip(Span<float> gradient, double norm, float maxNorm)
+    /// <summary>The factor min(1, c / (‖g‖ + 1e-6)) for a gradient of norm <paramref name="norm"/>: 1 when the norm is
+    /// within <paramref name="maxNorm"/> or clipping is off (0).</summary>
+    public static float Scale(double norm, float maxNorm)
     {
         if (maxNorm <= 0f)
         {
             return 1f;
         }
         var scale = (float)(maxNorm / (norm + 1e-6));
-        if (scale >= 1f)
+        return scale >= 1f ? 1f : scale;
+    }
+
+    /// <summary>Scales the gradient when its norm exceeds <paramref name="maxNorm"/> (0 turns clipping off). Returns
+    /// the scale applied (1 when untouched). The trainer passes <see cref="Scale"/> to the optimizer instead, which
+    /// multiplies as it reads: the same rounded products, one pass less.</summary>
+    public static float Clip(Span<float> gradient, double norm, float maxNorm)
+    {
+        var scale = Scale(norm, maxNorm);
+        if (scale < 1f)
         {
-            return 1f;
+            Elementwise.ScaleInPlace(gradient, scale);
         }
-        Elementwise.ScaleInPlace(gradient, scale);
         return scale;
     }
 }

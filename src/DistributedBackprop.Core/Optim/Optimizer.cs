@@ -13,8 +13,15 @@ public abstract class Optimizer
     public abstract int StatePerParameter { get; }
 
     /// <summary>One update. <paramref name="step"/> counts applied updates from 1 (Adam's bias correction needs it).</summary>
-    public abstract void Step(Span<float> parameters, ReadOnlySpan<float> gradient, Span<float> state, float learningRate,
-        long step);
+    public void Step(Span<float> parameters, ReadOnlySpan<float> gradient, Span<float> state, float learningRate,
+        long step) => Step(parameters, gradient, 1f, state, learningRate, step);
+
+    /// <summary>
+    /// One update with the gradient g·<paramref name="gradientScale"/> (global-norm clipping's factor): each element is
+    /// the rounded product, exactly what scaling the gradient in place first would store, without that extra pass.
+    /// </summary>
+    public abstract void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float gradientScale, Span<float> state,
+        float learningRate, long step);
 
     public static Optimizer Create(string name, float momentum) => name switch
     {
@@ -31,20 +38,21 @@ public sealed class Sgd : Optimizer
     public override string Name => "sgd";
     public override int StatePerParameter => 0;
 
-    public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, Span<float> state, float learningRate,
-        long step)
+    public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float gradientScale, Span<float> state,
+        float learningRate, long step)
     {
         // w ← w - lr·g, each element a rounded multiply then a rounded subtract (never fused), whatever the width.
         var i = 0;
         var lr = new System.Numerics.Vector<float>(learningRate);
+        var scale = new System.Numerics.Vector<float>(gradientScale);
         for (; i <= parameters.Length - System.Numerics.Vector<float>.Count; i += System.Numerics.Vector<float>.Count)
         {
             var w = new System.Numerics.Vector<float>(parameters[i..]);
-            (w - lr * new System.Numerics.Vector<float>(gradient[i..])).CopyTo(parameters[i..]);
+            (w - lr * (new System.Numerics.Vector<float>(gradient[i..]) * scale)).CopyTo(parameters[i..]);
         }
         for (; i < parameters.Length; i++)
         {
-            parameters[i] -= learningRate * gradient[i];
+            parameters[i] -= learningRate * (gradient[i] * gradientScale);
         }
     }
 }
@@ -56,8 +64,8 @@ public sealed class Momentum(float momentum) : Optimizer
     public override string Name => "momentum";
     public override int StatePerParameter => 1;
 
-    public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, Span<float> state, float learningRate,
-        long step)
+    public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float gradientScale, Span<float> state,
+        float learningRate, long step)
     {
         var velocity = state[..parameters.Length];
         // PyTorch starts the buffer at the first gradient, which is μ·0 + g for a zeroed buffer.
@@ -65,15 +73,17 @@ public sealed class Momentum(float momentum) : Optimizer
         var i = 0;
         var mu = new System.Numerics.Vector<float>(Mu);
         var lr = new System.Numerics.Vector<float>(learningRate);
+        var scale = new System.Numerics.Vector<float>(gradientScale);
         for (; i <= parameters.Length - System.Numerics.Vector<float>.Count; i += System.Numerics.Vector<float>.Count)
         {
-            var v = mu * new System.Numerics.Vector<float>(velocity[i..]) + new System.Numerics.Vector<float>(gradient[i..]);
+            var g = new System.Numerics.Vector<float>(gradient[i..]) * scale;
+            var v = mu * new System.Numerics.Vector<float>(velocity[i..]) + g;
             v.CopyTo(velocity[i..]);
             (new System.Numerics.Vector<float>(parameters[i..]) - lr * v).CopyTo(parameters[i..]);
         }
         for (; i < parameters.Length; i++)
         {
-            var v = Mu * velocity[i] + gradient[i];
+            var v = Mu * velocity[i] + gradient[i] * gradientScale;
             velocity[i] = v;
             parameters[i] -= learningRate * v;
         }
@@ -90,8 +100,8 @@ public sealed class Adam(float beta1 = 0.9f, float beta2 = 0.999f, float epsilon
     public override string Name => "adam";
     public override int StatePerParameter => 2;
 
-    public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, Span<float> state, float learningRate,
-        long step)
+    public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float gradientScale, Span<float> state,
+        float learningRate, long step)
     {
         var n = parameters.Length;
         var m = state[..n];
@@ -102,7 +112,7 @@ public sealed class Adam(float beta1 = 0.9f, float beta2 = 0.999f, float epsilon
         var sqrtCorrection2 = MathF.Sqrt(correction2);
         for (var i = 0; i < n; i++)
         {
-            var g = gradient[i];
+            var g = gradient[i] * gradientScale;
             m[i] = Beta1 * m[i] + (1f - Beta1) * g;
             v[i] = Beta2 * v[i] + (1f - Beta2) * g * g;
             var denominator = MathF.Sqrt(v[i]) / sqrtCorrection2 + Epsilon;

@@ -68,13 +68,14 @@ public sealed class TrainingState
         var loss = sum[network.LossSumIndex] / (double)globalBatch;
         var accuracy = sum[network.CorrectIndex] / (double)globalBatch;
         var gradient = sum.AsSpan(0, p);
-        Elementwise.DivideInPlace(gradient, globalBatch);
 
-        // One pass of squares per layer gives both the per-layer norms (health) and the global norm (clipping).
+        // One pass per layer averages the sum and squares the mean: the per-layer norms (health) and the global norm
+        // (clipping). The clipping factor is applied by the optimizer as it reads the gradient: two passes in all.
         var total = 0.0;
         for (int l = 0, k = 0, n = 0; l < network.Layers.Count; l++)
         {
-            var squares = Elementwise.SumOfSquares(gradient[network.ParameterOffsets[l]..network.ParameterOffsets[l + 1]]);
+            var squares = Elementwise.DivideAndSumOfSquares(
+                gradient[network.ParameterOffsets[l]..network.ParameterOffsets[l + 1]], globalBatch);
             total += squares;
             if (k < _denseLayerNorms.Length && Health.DenseLayers[k] == l)
             {
@@ -94,13 +95,13 @@ public sealed class TrainingState
             return new StepReport(step, loss, accuracy, norm, Clipped: false, Skipped: true, learningRate, warning);
         }
 
-        var scale = GradientClipping.Clip(gradient, norm, ClipNorm);
+        var scale = GradientClipping.Scale(norm, ClipNorm);
         if (scale < 1f)
         {
             Health.RecordClipped();
         }
         AppliedUpdates++;
-        Optimizer.Step(Weights.Parameters, gradient, OptimizerState, learningRate, AppliedUpdates);
+        Optimizer.Step(Weights.Parameters, gradient, scale, OptimizerState, learningRate, AppliedUpdates);
 
         var statistics = sum.AsSpan(p, network.StatisticsCount);
         Health.RecordActivity(statistics);

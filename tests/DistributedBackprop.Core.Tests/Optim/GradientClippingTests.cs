@@ -87,6 +87,23 @@ public sealed class GradientClippingTests
         Assert.Equal(BitConverter.DoubleToInt64Bits(first), BitConverter.DoubleToInt64Bits(Elementwise.SumOfSquares(x)));
     }
 
+    [Theory]
+    [InlineData(7)]
+    [InlineData(48)]
+    [InlineData(100_003)]
+    public void DivideAndSumOfSquares_is_bit_identical_to_dividing_then_summing_squares(int length)
+    {
+        var separate = Values(length, seed: 5);
+        var fused = separate.ToArray();
+
+        Elementwise.DivideInPlace(separate, 256f);
+        var expected = Elementwise.SumOfSquares(separate);
+        var total = Elementwise.DivideAndSumOfSquares(fused, 256f);
+
+        Assert.Equal(BitConverter.DoubleToInt64Bits(expected), BitConverter.DoubleToInt64Bits(total));
+        Assert.Equal(separate.Select(BitConverter.SingleToInt32Bits), fused.Select(BitConverter.SingleToInt32Bits));
+    }
+
     private static float[] Values(int length, int seed)
     {
         var random = new Random(seed);

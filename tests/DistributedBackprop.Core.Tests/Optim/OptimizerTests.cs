@@ -108,6 +108,36 @@ public sealed class OptimizerTests
         Assert.Equal(0.5f, ((Momentum)Optimizer.Create("momentum", 0.5f)).Mu);
     }
 
+    [Theory]
+    [InlineData("sgd")]
+    [InlineData("momentum")]
+    [InlineData("adam")]
+    public void A_gradient_scale_gives_the_bits_of_clipping_in_place_first(string name)
+    {
+        // 100 elements: the vector loop and the scalar tail both run.
+        var random = new Random(11);
+        var start = Enumerable.Range(0, 100).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        var gradients = Enumerable.Range(0, 3).Select(_ => Enumerable.Range(0, 100).Select(_ => random.NextSingle() * 8f - 4f)
+            .ToArray()).ToArray();
+        var clippedFirst = Optimizer.Create(name, 0.9f);
+        var scaled = Optimizer.Create(name, 0.9f);
+        var (w1, s1) = (start.ToArray(), new float[clippedFirst.StatePerParameter * 100]);
+        var (w2, s2) = (start.ToArray(), new float[scaled.StatePerParameter * 100]);
+
+        for (var t = 0; t < 3; t++)
+        {
+            var norm = GradientClipping.GlobalNorm(gradients[t]);
+            var inPlace = gradients[t].ToArray();
+            var scale = GradientClipping.Clip(inPlace, norm, 5f);
+            clippedFirst.Step(w1, inPlace, s1, 0.1f, t + 1);
+            scaled.Step(w2, gradients[t], GradientClipping.Scale(norm, 5f), s2, 0.1f, t + 1);
+            Assert.True(scale < 1f);
+        }
+
+        Assert.Equal(w1.Select(BitConverter.SingleToInt32Bits), w2.Select(BitConverter.SingleToInt32Bits));
+        Assert.Equal(s1.Select(BitConverter.SingleToInt32Bits), s2.Select(BitConverter.SingleToInt32Bits));
+    }
+
     private static void AssertClose(ReadOnlySpan<double> expected, ReadOnlySpan<float> actual)
     {
         for (var i = 0; i < expected.Length; i++)
