@@ -32,7 +32,8 @@ public static class KernelProbeCases
         return x;
     }
 
-    /// <summary>SHA-256 (hex) over the bits of every case's Gemm and Transpose output.</summary>
+    /// <summary>SHA-256 (hex) over the bits of every case's Gemm, Transpose and weight-gradient output and of the
+    /// coordinator's reductions.</summary>
     public static string Hash()
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -47,7 +48,18 @@ public static class KernelProbeCases
             var aT = new float[rows * inner];
             Gemm.Transpose(a, aT, rows, inner);
             sha.AppendData(MemoryMarshal.AsBytes(aT.AsSpan()));
+            // The weight gradient's form: a read as X (rows samples × inner features), dW = Xᵀ·dY, two tree addends.
+            var dY = Random(rows * cols, 3000 + k, 2f);
+            var addends = new[] { Random(inner * cols + 2, 4000 + k, 40f), Random(inner * cols + 2, 5000 + k, 40f) };
+            var dW = new float[inner * cols];
+            Gemm.MultiplyTransposedA(a, dY, dW, inner, rows, cols, addends, 2);
+            sha.AppendData(MemoryMarshal.AsBytes(dW.AsSpan()));
         }
+        // The coordinator's reductions: the sum of squares alone and fused with the division by the batch.
+        var g = Random(100_003, 6000, 30f);
+        sha.AppendData(BitConverter.GetBytes(Elementwise.SumOfSquares(g)));
+        sha.AppendData(BitConverter.GetBytes(Elementwise.DivideAndSumOfSquares(g, 256f)));
+        sha.AppendData(MemoryMarshal.AsBytes(g.AsSpan()));
         return Convert.ToHexString(sha.GetHashAndReset());
     }
 }

@@ -19,6 +19,16 @@ public static class Elementwise
     public static void Add(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> destination) =>
         TensorPrimitives.Add(a, b, destination);
 
+    /// <summary>y = add[K-1] + (… + (add[0] + y)), add[k] read from <paramref name="offset"/>: the canonical tree's pending
+    /// sums folded into a slice's result (each step one rounded add, as the tree's own).</summary>
+    public static void AddAddends(Span<float> y, ReadOnlySpan<float[]> addends, int offset)
+    {
+        foreach (var addend in addends)
+        {
+            TensorPrimitives.Add(addend.AsSpan(offset, y.Length), y, y);
+        }
+    }
+
     /// <summary>y *= factor</summary>
     public static void ScaleInPlace(Span<float> y, float factor) => TensorPrimitives.Multiply(y, factor, y);
 

@@ -11,8 +11,8 @@ namespace DistributedBackprop.Core.Kernels;
 /// Vector512, Vector256 and scalar <see cref="MathF.FusedMultiplyAdd"/> therefore give the same bits, and so does
 /// any blocking that keeps each element's chain intact.
 /// The three shapes backprop needs map onto this one product:
-/// forward <c>Y = X·W</c>; weight gradient <c>dW = Xᵀ·dY</c> (transpose X first); input gradient <c>dX = dY·Wᵀ</c>
-/// (transpose W first, once per weights version).
+/// forward <c>Y = X·W</c>; weight gradient <c>dW = Xᵀ·dY</c> (<see cref="MultiplyTransposedA"/>: X read in place, and the
+/// canonical tree's pending sums added as each tile is written); input gradient <c>dX = dY·Wᵀ</c> (transpose W first).
 /// </summary>
 /// <remarks>
 /// Implementation: a register-blocked micro-kernel keeps an Mr×Nr tile of C in registers for the whole inner loop
@@ -45,6 +45,7 @@ public static class Gemm
 
     [ThreadStatic] private static float[]? t_packA;
     [ThreadStatic] private static float[]? t_packB;
+    [ThreadStatic] private static float[]? t_transposed;
 
     /// <summary>C[rows×cols] = A[rows×inner] · B[inner×cols]; C is overwritten.</summary>
     public static void Multiply(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int rows, int inner, int cols)
@@ -102,6 +103,44 @@ public static class Gemm
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// The weight gradient's product, C[rows×cols] = Xᵀ·B for X[inner×rows] (a slice's inputs, one sample per row) and
+    /// B[inner×cols], then C = add[K-1] + (… + (add[0] + C)) element by element, add[k] read at
+    /// <paramref name="addendOffset"/> + i·cols + j: a worker folds the pending sums of the canonical gradient tree
+    /// into a slice's gradient this way. Each product element is the contract's FMA chain and each addition one rounded
+    /// float add, so the bits equal transposing X, multiplying and adding the addends one by one; the Vector512 path
+    /// reads X in place and adds each tile while it is still in cache (no transpose, no separate pass per addend).
+    /// </summary>
+    public static void MultiplyTransposedA(ReadOnlySpan<float> x, ReadOnlySpan<float> b, Span<float> c, int rows, int inner,
+        int cols, ReadOnlySpan<float[]> addends = default, int addendOffset = 0)
+    {
+        CheckShapes(x, b, c, rows, inner, cols);
+        foreach (var addend in addends)
+        {
+            if (addendOffset < 0 || addend.Length < addendOffset + rows * cols)
+            {
+                throw new ArgumentException($"An addend of {addend.Length} is too short for {rows}x{cols} at {addendOffset}.");
+            }
+        }
+        if (rows == 0 || cols == 0)
+        {
+            return;
+        }
+        if (HwPath == Path.Vector512 && inner > 0)
+        {
+            MultiplyV512(x, b, c, rows, inner, cols, transposedA: true, addends, addendOffset);
+            return;
+        }
+        var xT = Buffer(ref t_transposed, rows * inner);
+        Transpose(x, xT, inner, rows);
+        Multiply(xT, b, c, rows, inner, cols);
+        var n = rows * cols;
+        foreach (var addend in addends)
+        {
+            System.Numerics.Tensors.TensorPrimitives.Add(addend.AsSpan(addendOffset, n), c[..n], c[..n]);
         }
     }
 
@@ -186,7 +225,12 @@ public static class Gemm
 
     // ---------------------------------------------------------------- Vector512 path: 8×32 and 8×16 tiles
 
-    private static unsafe void MultiplyV512(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int rows, int inner, int cols)
+    /// <summary>
+    /// A is read in place: its rows (row stride inner) or, when <paramref name="transposedA"/>, as Xᵀ of X[inner×rows]
+    /// (A[r, p] = X[p, r], eight adjacent X values per inner step). The addends are added to each tile as it is written.
+    /// </summary>
+    private static unsafe void MultiplyV512(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int rows, int inner,
+        int cols, bool transposedA = false, ReadOnlySpan<float[]> addends = default, int addendOffset = 0)
     {
         var fullRows = rows / Mr * Mr;
         var packA = Buffer(ref t_packA, Mr * inner);
@@ -194,10 +238,17 @@ public static class Gemm
         var tile = stackalloc float[Mr * 32];
         fixed (float* pA = a, pB = b, pC = c, pa = packA, pb = packB)
         {
-            // Full 8-row blocks read A in place (8 row streams); only a row tail block is packed, zero padded.
+            // Full 8-row blocks read A in place; only a row tail block is packed, zero padded.
             if (fullRows < rows)
             {
-                PackA(pA + (nint)fullRows * inner, pa, rows - fullRows, inner);
+                if (transposedA)
+                {
+                    PackTransposedA(pA + fullRows, rows, pa, rows - fullRows, inner);
+                }
+                else
+                {
+                    PackA(pA + (nint)fullRows * inner, pa, rows - fullRows, inner);
+                }
             }
             for (var j0 = 0; j0 < cols; j0 += 32)
             {
@@ -218,34 +269,47 @@ public static class Gemm
                 var exact = width == 32 || width == 16;
                 for (var r0 = 0; r0 < fullRows; r0 += Mr)
                 {
-                    var aRows = pA + (nint)r0 * inner;
                     var cTile = pC + (nint)r0 * cols + j0;
                     var dst = exact ? cTile : tile;
                     var ldc = exact ? cols : 32;
-                    if (width > 16)
+                    if (transposedA)
                     {
-                        Kernel512x8x32Direct(aRows, inner, bPanel, ldb, inner, dst, ldc);
+                        if (width > 16)
+                        {
+                            Kernel512x8x32(pA + r0, rows, bPanel, ldb, inner, dst, ldc);
+                        }
+                        else
+                        {
+                            Kernel512x8x16(pA + r0, rows, bPanel, ldb, inner, dst, ldc);
+                        }
+                    }
+                    else if (width > 16)
+                    {
+                        Kernel512x8x32Direct(pA + (nint)r0 * inner, inner, bPanel, ldb, inner, dst, ldc);
                     }
                     else
                     {
-                        Kernel512x8x16Direct(aRows, inner, bPanel, ldb, inner, dst, ldc);
+                        Kernel512x8x16Direct(pA + (nint)r0 * inner, inner, bPanel, ldb, inner, dst, ldc);
                     }
                     if (!exact)
                     {
                         CopyTile(tile, 32, cTile, cols, Mr, width);
                     }
+                    AddToTile(cTile, cols, Mr, width, addends, addendOffset + r0 * cols + j0);
                 }
                 if (fullRows < rows)
                 {
                     if (width > 16)
                     {
-                        Kernel512x8x32(pa, bPanel, ldb, inner, tile, 32);
+                        Kernel512x8x32(pa, Mr, bPanel, ldb, inner, tile, 32);
                     }
                     else
                     {
-                        Kernel512x8x16(pa, bPanel, ldb, inner, tile, 32);
+                        Kernel512x8x16(pa, Mr, bPanel, ldb, inner, tile, 32);
                     }
-                    CopyTile(tile, 32, pC + (nint)fullRows * cols + j0, cols, rows - fullRows, width);
+                    var cTile = pC + (nint)fullRows * cols + j0;
+                    CopyTile(tile, 32, cTile, cols, rows - fullRows, width);
+                    AddToTile(cTile, cols, rows - fullRows, width, addends, addendOffset + fullRows * cols + j0);
                 }
             }
         }
@@ -335,8 +399,9 @@ public static class Gemm
         c7.Store(c);
     }
 
-    /// <summary>8×32 tile: 16 Vector512 accumulators held across the whole inner loop.</summary>
-    private static unsafe void Kernel512x8x32(float* pa, float* pb, nint ldb, int inner, float* c, nint ldc)
+    /// <summary>8×32 tile: 16 Vector512 accumulators held across the whole inner loop. A[r, p] is read at
+    /// <c>pa[p*aStep + r]</c>: a packed panel (aStep Mr), or Xᵀ read in place from X (aStep = X's row length).</summary>
+    private static unsafe void Kernel512x8x32(float* pa, nint aStep, float* pb, nint ldb, int inner, float* c, nint ldc)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
         Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
@@ -370,7 +435,7 @@ public static class Gemm
             av = Vector512.Create(pa[7]);
             c70 = Vector512.FusedMultiplyAdd(av, b0, c70);
             c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
-            pa += Mr;
+            pa += aStep;
             pb += ldb;
         }
         c00.Store(c); c01.Store(c + 16); c += ldc;
@@ -383,8 +448,8 @@ public static class Gemm
         c70.Store(c); c71.Store(c + 16);
     }
 
-    /// <summary>8×16 tile for column tails of at most 16.</summary>
-    private static unsafe void Kernel512x8x16(float* pa, float* pb, nint ldb, int inner, float* c, nint ldc)
+    /// <summary>8×16 tile for column tails of at most 16; A as in <see cref="Kernel512x8x32"/>.</summary>
+    private static unsafe void Kernel512x8x16(float* pa, nint aStep, float* pb, nint ldb, int inner, float* c, nint ldc)
     {
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
         Vector512<float> c4 = default, c5 = default, c6 = default, c7 = default;
@@ -399,7 +464,7 @@ public static class Gemm
             c5 = Vector512.FusedMultiplyAdd(Vector512.Create(pa[5]), b0, c5);
             c6 = Vector512.FusedMultiplyAdd(Vector512.Create(pa[6]), b0, c6);
             c7 = Vector512.FusedMultiplyAdd(Vector512.Create(pa[7]), b0, c7);
-            pa += Mr;
+            pa += aStep;
             pb += ldb;
         }
         c0.Store(c); c += ldc;
@@ -410,6 +475,51 @@ public static class Gemm
         c5.Store(c); c += ldc;
         c6.Store(c); c += ldc;
         c7.Store(c);
+    }
+
+    /// <summary>Packs columns [0, mr) of X (row length ldx) as an A panel: panel[p*Mr + r] = X[p, r], zero padded.</summary>
+    private static unsafe void PackTransposedA(float* x, nint ldx, float* pa, int mr, int inner)
+    {
+        for (var p = 0; p < inner; p++)
+        {
+            var src = x + p * ldx;
+            var dst = pa + (nint)p * Mr;
+            var r = 0;
+            for (; r < mr; r++)
+            {
+                dst[r] = src[r];
+            }
+            for (; r < Mr; r++)
+            {
+                dst[r] = 0f;
+            }
+        }
+    }
+
+    /// <summary>
+    /// C[r, j] = add[k][offset + r·ldc + j] + C[r, j] for k = 0, 1, … over an mr×width tile just written (still in
+    /// cache). The addends are read by reference, not pinned: they are pooled result buffers the GC may move.
+    /// </summary>
+    private static unsafe void AddToTile(float* c, nint ldc, int mr, int width, ReadOnlySpan<float[]> addends, int offset)
+    {
+        foreach (var addend in addends)
+        {
+            ref var a = ref MemoryMarshal.GetArrayDataReference(addend);
+            for (var r = 0; r < mr; r++)
+            {
+                var row = c + r * ldc;
+                var at = (nuint)(offset + r * ldc);
+                var j = 0;
+                for (; j <= width - 16; j += 16)
+                {
+                    (Vector512.LoadUnsafe(ref a, at + (nuint)j) + Vector512.Load(row + j)).Store(row + j);
+                }
+                for (; j < width; j++)
+                {
+                    row[j] = Unsafe.Add(ref a, at + (nuint)j) + row[j];
+                }
+            }
+        }
     }
 
     // ---------------------------------------------------------------- Vector256 path: 4×16 tiles (16 ymm registers)

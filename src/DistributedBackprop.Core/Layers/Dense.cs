@@ -18,8 +18,10 @@ public sealed class Dense(int inputSize, int outputSize, WeightInit init) : Laye
     public override int ParameterCount => InputSize * OutputSize + OutputSize;
     private int WeightCount => InputSize * OutputSize;
 
-    // Xᵀ [in × rows] for the weight gradient, Wᵀ [out × in] for the input gradient.
-    public override int ScratchSize(int rows) => InputSize * rows + OutputSize * InputSize;
+    // Wᵀ [out × in] for the input gradient.
+    public override int ScratchSize(int rows) => OutputSize * InputSize;
+
+    public override bool AddsAddends => true;
 
     public override void Initialize(Span<float> parameters, Span<float> buffers, ref Numerics.SplitMix64 random)
     {
@@ -51,19 +53,20 @@ public sealed class Dense(int inputSize, int outputSize, WeightInit init) : Laye
         var rows = pass.Rows;
         var dW = pass.Gradients[..WeightCount];
         var db = pass.Gradients.Slice(WeightCount, OutputSize);
-        var xT = pass.Scratch[..(InputSize * rows)];
 
-        // dW = Xᵀ·dY    [in × rows]·[rows × out]: each dW[p,j] sums over the slice's rows in order.
-        Gemm.Transpose(pass.Input, xT, rows, InputSize);
-        Gemm.Multiply(xT, pass.OutputGradient, dW, InputSize, rows, OutputSize);
+        // dW = Xᵀ·dY    [in × rows]·[rows × out]: each dW[p,j] sums over the slice's rows in order; the tree's pending
+        // sums are added tile by tile as the product is written.
+        Gemm.MultiplyTransposedA(pass.Input, pass.OutputGradient, dW, InputSize, rows, OutputSize, pass.Addends,
+            pass.GradientOffset);
 
         // db = Σ_rows dY
         Elementwise.ColumnSums(pass.OutputGradient, db, rows, OutputSize);
+        Elementwise.AddAddends(db, pass.Addends, pass.GradientOffset + WeightCount);
 
         // dX = dY·Wᵀ    [rows × out]·[out × in]
         if (!pass.InputGradient.IsEmpty)
         {
-            var wT = pass.Scratch.Slice(InputSize * rows, OutputSize * InputSize);
+            var wT = pass.Scratch[..(OutputSize * InputSize)];
             Gemm.Transpose(pass.Parameters[..WeightCount], wT, InputSize, OutputSize);
             Gemm.Multiply(pass.OutputGradient, wT, pass.InputGradient, rows, OutputSize, InputSize);
         }

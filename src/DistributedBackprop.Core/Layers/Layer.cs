@@ -25,6 +25,10 @@ public abstract class Layer(int inputSize, int outputSize)
 
     public abstract void Forward(ref LayerPass pass);
 
+    /// <summary>Backward writes this layer's gradients plus <see cref="LayerPass.Addends"/> itself (see there). Layers
+    /// that do not are handled by the caller, which adds the addends to their gradients afterwards.</summary>
+    public virtual bool AddsAddends => false;
+
     public abstract void Backward(ref LayerPass pass);
 
     /// <summary>Folds the slice statistics (already averaged over slices) into the buffers, after an optimizer step.</summary>
@@ -42,6 +46,13 @@ public ref struct LayerPass
     public ReadOnlySpan<float> Buffers;
     /// <summary>Backward writes this layer's parameter gradient sums here (overwrites).</summary>
     public Span<float> Gradients;
+    /// <summary>
+    /// Sums of the canonical gradient tree that this slice's result completes (left siblings, lowest level first), as
+    /// whole result vectors; this layer's window starts at <see cref="GradientOffset"/>. A layer whose
+    /// <see cref="Layer.AddsAddends"/> is true writes add[K-1] + (… + (add[0] + its gradient)) instead of its gradient.
+    /// </summary>
+    public ReadOnlySpan<float[]> Addends;
+    public int GradientOffset;
     /// <summary>Training forward writes this layer's per-slice statistics here (overwrites).</summary>
     public Span<float> Statistics;
     public ReadOnlySpan<float> Input;

@@ -1,4 +1,5 @@
 using DistributedBackprop.Core.Data;
+using DistributedBackprop.Core.Kernels;
 using DistributedBackprop.Core.Layers;
 using DistributedBackprop.Core.Model;
 
@@ -12,7 +13,16 @@ namespace DistributedBackprop.Core.Training;
 public static class SliceComputer
 {
     public static void Compute(Network network, ModelWeights weights, Dataset data, ReadOnlySpan<int> sampleIndices,
-        ulong seed, long step, Workspace workspace, Span<float> result)
+        ulong seed, long step, Workspace workspace, Span<float> result) =>
+        Compute(network, weights, data, sampleIndices, seed, step, workspace, result, []);
+
+    /// <summary>
+    /// As above, and the result is add[K-1] + (… + (add[0] + the slice's sums)): the pending sums of the canonical tree
+    /// that this slice completes (see <see cref="GradientTreeReducer.PendingAddends"/>), added where each part of the
+    /// result is written, so a worker's tree costs no separate pass over the weight gradients.
+    /// </summary>
+    public static void Compute(Network network, ModelWeights weights, Dataset data, ReadOnlySpan<int> sampleIndices,
+        ulong seed, long step, Workspace workspace, Span<float> result, ReadOnlySpan<float[]> addends)
     {
         var rows = sampleIndices.Length;
         if (rows > workspace.MaxRows)
@@ -47,6 +57,8 @@ public static class SliceComputer
                 Parameters = network.LayerParameters(parameters, l),
                 Buffers = network.LayerBuffers(buffers, l),
                 Gradients = result[network.ParameterOffsets[l]..network.ParameterOffsets[l + 1]],
+                Addends = addends,
+                GradientOffset = network.ParameterOffsets[l],
                 Input = workspace.Activations[l].AsSpan(0, rows * layer.InputSize),
                 Output = workspace.Activations[l + 1].AsSpan(0, rows * layer.OutputSize),
                 OutputGradient = dCurrent.AsSpan(0, rows * layer.OutputSize),
@@ -58,8 +70,14 @@ public static class SliceComputer
                 LayerIndex = l,
             };
             layer.Backward(ref pass);
+            if (!layer.AddsAddends)
+            {
+                Elementwise.AddAddends(pass.Gradients, addends, network.ParameterOffsets[l]);
+            }
             (dCurrent, dPrevious) = (dPrevious, dCurrent);
         }
+        // The statistics, the loss sum and the correct count.
+        Elementwise.AddAddends(result[network.ParameterCount..network.ResultLength], addends, network.ParameterCount);
     }
 
     /// <summary>Inference-mode outputs for the given rows (no dropout, batch norm on running statistics).</summary>

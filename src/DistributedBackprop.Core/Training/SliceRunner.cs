@@ -16,6 +16,7 @@ public sealed class SliceRunner : IDisposable
     private readonly int _threads;
     private readonly Workspace[] _workspaces;
     private readonly GradientTreeReducer[] _threadReducers;
+    private readonly List<float[]>[] _threadAddends;
     private readonly GradientTreeReducer _runReducer;
 
     public SliceRunner(Network network, int sliceSize, int sliceCount, int threads, BufferPool pool)
@@ -26,10 +27,12 @@ public sealed class SliceRunner : IDisposable
         _threads = Math.Clamp(threads, 1, sliceCount);
         _workspaces = new Workspace[_threads];
         _threadReducers = new GradientTreeReducer[_threads];
+        _threadAddends = new List<float[]>[_threads];
         for (var t = 0; t < _threads; t++)
         {
             _workspaces[t] = new Workspace(network, sliceSize);
-            _threadReducers[t] = new GradientTreeReducer(sliceCount, pool);
+            _threadReducers[t] = new GradientTreeReducer(sliceCount, pool, keepSpares: true);
+            _threadAddends[t] = new List<float[]>(GradientTree.RootLevel(sliceCount));
         }
         _runReducer = new GradientTreeReducer(sliceCount, pool);
         Pool = pool;
@@ -54,14 +57,18 @@ public sealed class SliceRunner : IDisposable
         _team.Run(threads, t =>
         {
             var reducer = _threadReducers[t];
+            var addends = _threadAddends[t];
             var from = first + t * count / threads;
             var to = first + (t + 1) * count / threads;
             for (var s = from; s < to; s++)
             {
+                // The slice's sums go straight into the tree: the pending sums it completes are added as it is written.
+                var node = reducer.PendingAddends(s, addends);
                 var buffer = reducer.Rent();
                 var indices = batch.Span.Slice(s * SliceSize, SliceSize);
-                SliceComputer.Compute(_network, weights, train, indices, seed, step, _workspaces[t], buffer);
-                reducer.Add(new TreeNode(0, s), buffer);
+                SliceComputer.Compute(_network, weights, train, indices, seed, step, _workspaces[t], buffer,
+                    System.Runtime.InteropServices.CollectionsMarshal.AsSpan(addends));
+                reducer.AddCombined(s, node, buffer);
             }
         });
         for (var t = 0; t < threads; t++)

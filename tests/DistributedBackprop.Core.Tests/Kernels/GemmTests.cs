@@ -79,6 +79,34 @@ public class GemmTests
         AssertSameBits(Reference(a, b, rows, inner, cols), c, cols, $"{rows}x{inner}x{cols} on {Gemm.HardwarePath}");
     }
 
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void MultiplyTransposedA_is_the_product_with_the_transpose_then_each_addend_added_in_turn(int rows, int inner, int cols)
+    {
+        // X is inner×rows (a slice's inputs); the weight gradient's product is Xᵀ·B.
+        var x = KernelProbeCases.Random(inner * rows, rows * 13 + inner);
+        var b = KernelProbeCases.Random(inner * cols, cols * 7 + inner, 5f);
+        var xT = new float[rows * inner];
+        Gemm.Transpose(x, xT, inner, rows);
+        const int offset = 5;
+        var addends = Enumerable.Range(0, 3).Select(k => KernelProbeCases.Random(offset + rows * cols + 3, 900 + k, 50f)).ToArray();
+        for (var k = 0; k <= addends.Length; k++)
+        {
+            var expected = Reference(xT, b, rows, inner, cols);
+            foreach (var addend in addends.Take(k))
+            {
+                for (var i = 0; i < expected.Length; i++)
+                {
+                    expected[i] = addend[offset + i] + expected[i];
+                }
+            }
+            var c = new float[rows * cols];
+            c.AsSpan().Fill(float.NaN);
+            Gemm.MultiplyTransposedA(x, b, c, rows, inner, cols, addends.AsSpan(0, k), offset);
+            AssertSameBits(expected, c, cols, $"{rows}x{inner}x{cols} with {k} addends on {Gemm.HardwarePath}");
+        }
+    }
+
     [Fact]
     public void Multiply_SpecialValuesFollowTheChain()
     {
@@ -173,9 +201,11 @@ public class GemmTests
     {
         (int R, int I, int C)[] shapes = [(64, 784, 256), (784, 64, 256), (13, 6, 10), (9, 7, 33), (64, 10, 128)];
         var buffers = shapes.Select(s => (s, a: new float[s.R * s.I], b: new float[s.I * s.C], c: new float[s.R * s.C])).ToArray();
+        var addends = new[] { new float[784 * 256], new float[784 * 256] };
         foreach (var (s, a, b, c) in buffers)
         {
             Gemm.Multiply(a, b, c, s.R, s.I, s.C); // warm-up: grows the per-thread buffers once
+            Gemm.MultiplyTransposedA(a, b, c, s.R, s.I, s.C, addends, 0);
         }
         // Steady state: three rounds in a row that allocate nothing. The runtime itself may allocate once on this
         // thread while the methods tier up (CI once saw 5,080 bytes in the first rounds); a kernel that allocates per
@@ -188,6 +218,7 @@ public class GemmTests
             foreach (var (s, a, b, c) in buffers)
             {
                 Gemm.Multiply(a, b, c, s.R, s.I, s.C);
+                Gemm.MultiplyTransposedA(a, b, c, s.R, s.I, s.C, addends, 0);
             }
             perRound.Add(GC.GetAllocatedBytesForCurrentThread() - before);
             zeroRounds = perRound[^1] == 0 ? zeroRounds + 1 : 0;

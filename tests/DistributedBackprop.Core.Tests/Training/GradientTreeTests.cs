@@ -83,6 +83,65 @@ public sealed class GradientTreeTests
         }
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(5)]
+    [InlineData(7)]
+    [InlineData(8)]
+    [InlineData(9)]
+    public void Leaves_computed_with_their_pending_addends_give_the_bits_of_adding_them_one_by_one(int sliceCount)
+    {
+        // What a compute thread does: its run of slices in ascending order, each leaf written with the pending sums it
+        // completes already added (addend + leaf, lowest level first), then the runs' nodes combined as usual.
+        var leaves = Leaves(sliceCount);
+        var expected = Reduce(sliceCount, Enumerable.Range(0, sliceCount).Select(s => (new TreeNode(0, s), leaves[s])));
+        var random = new Random(200 + sliceCount);
+        for (var trial = 0; trial < 8; trial++)
+        {
+            var cuts = Enumerable.Range(1, Math.Max(0, sliceCount - 1)).Where(_ => random.Next(3) == 0).Prepend(0)
+                .Append(sliceCount).ToArray();
+            var parts = new List<(TreeNode, float[])>();
+            for (var g = 0; g + 1 < cuts.Length; g++)
+            {
+                var thread = new GradientTreeReducer(sliceCount, new BufferPool(Length), keepSpares: true);
+                var addends = new List<float[]>();
+                for (var s = cuts[g]; s < cuts[g + 1]; s++)
+                {
+                    var node = thread.PendingAddends(s, addends);
+                    var sum = thread.Rent();
+                    leaves[s].CopyTo(sum, 0);
+                    foreach (var addend in addends)
+                    {
+                        for (var i = 0; i < Length; i++)
+                        {
+                            sum[i] = addend[i] + sum[i];
+                        }
+                    }
+                    thread.AddCombined(s, node, sum);
+                }
+                var pending = thread.TakePending();
+                Assert.Equal(GradientTree.Cover(cuts[g], cuts[g + 1], sliceCount).ToHashSet(), pending.Select(p => p.Key).ToHashSet());
+                parts.AddRange(pending.Select(p => (p.Key, p.Value)));
+            }
+            AssertSameBits(expected, Reduce(sliceCount, parts.OrderBy(_ => random.Next())));
+        }
+    }
+
+    [Fact]
+    public void A_combined_node_that_was_not_planned_or_a_covered_slice_is_refused()
+    {
+        var reducer = new GradientTreeReducer(4, new BufferPool(Length));
+        var addends = new List<float[]>();
+        reducer.AddCombined(0, reducer.PendingAddends(0, addends), new float[Length]);
+
+        // Slice 2's node is itself (slice 3 has not come); claiming its parent skips a sum that is not pending.
+        Assert.Throws<InvalidOperationException>(() => reducer.AddCombined(2, new TreeNode(1, 1), new float[Length]));
+        Assert.Throws<ArgumentException>(() => reducer.AddCombined(0, new TreeNode(0, 0), new float[Length]));
+        Assert.Throws<ArgumentException>(() => reducer.AddCombined(4, new TreeNode(0, 4), new float[Length]));
+    }
+
     [Fact]
     public void Test_data_is_sensitive_to_the_summation_order()
     {
