@@ -44,7 +44,11 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly Dictionary<string, int> _strikes = [];
     private readonly List<double> _recentSteps = [];
     // Fingerprints of this step's results whose slices also went out as speculative copies.
-    private readonly Dictionary<(long Step, TreeNode Node), (string Worker, byte[] Hash)> _fingerprints = [];
+    private readonly Dictionary<(long Step, TreeNode Node), (string Worker, byte[] Hash, DateTime Taken)> _fingerprints = [];
+    // A straggler's result may arrive many steps late (the others go on without it while it is silent): its copy's
+    // fingerprint is kept this long so the late result can still be cross-checked. By time, not steps: a step of a small
+    // model takes well under a millisecond, so 1,000 steps had gone by before a 1.5 s straggler answered.
+    private static readonly TimeSpan FingerprintKeep = TimeSpan.FromSeconds(30);
     // The run folder, and what this step's line reports: who computed each slice, whose slices got a speculative copy.
     private RunRecorder _run = RunRecorder.None;
     private readonly string?[] _stepSlices;
@@ -427,11 +431,13 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var step = state.Step;
         _stepClock.Restart();
         _stepCompute = 0;
-        // A straggler's result may arrive many steps late (the others go on without it while it is silent); its
-        // fingerprints are kept that long so the late result can still be cross-checked. 32 bytes each.
-        foreach (var old in _fingerprints.Keys.Where(k => k.Step < step - 1000).ToList())
+        if (_fingerprints.Count > 0)
         {
-            _fingerprints.Remove(old);
+            var now = DateTime.UtcNow;
+            foreach (var old in _fingerprints.Where(f => now - f.Value.Taken > FingerprintKeep).Select(f => f.Key).ToList())
+            {
+                _fingerprints.Remove(old);
+            }
         }
         _faultsAtStepStart = _faults.Records.Count;
         Array.Clear(_stepSlices);
@@ -528,7 +534,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         if (_work.Current.Any(a => a.Copy && a.First < node.End(setup.Options.Slices) && node.First < a.End))
         {
             // A speculative copy of these slices is out: keep a fingerprint so the two results can be compared.
-            _fingerprints[(result.Step, node)] = (result.WorkerId, Fingerprint(result.Sum));
+            _fingerprints[(result.Step, node)] = (result.WorkerId, Fingerprint(result.Sum), DateTime.UtcNow);
         }
         _reducer!.Add(node, result.Sum);
         Array.Fill(_stepSlices, result.WorkerId, first, end - first);
