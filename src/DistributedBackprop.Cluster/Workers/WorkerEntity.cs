@@ -52,6 +52,14 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
     protected override void PreStart()
     {
         _lane = new ComputeLane($"distbp-{_workerId}");
+        // Compiles the step path on the lane before any job arrives (the first job waits behind it if it comes sooner).
+        var (context, log, workerId) = (_context, _log, _workerId);
+        _lane.Run(() =>
+        {
+            StepWarmUp.Run(context.Options, context.RawData.Train, context.ThreadsPerWorker);
+            return 0;
+        }).ContinueWith(t => log.Warning("worker {0}: the warm-up step failed (the first step compiles instead): {1}", workerId,
+            t.Exception!.GetBaseException().Message), TaskContinuationOptions.OnlyOnFaulted);
         TrainingMetrics.LocalWorkerStarted();
     }
 
