@@ -94,6 +94,7 @@ public sealed class GradientTreeReducer
     private readonly Dictionary<TreeNode, float[]> _pending = [];
     private readonly Stack<float[]> _spares = new();
     private readonly bool _keepSpares;
+    private List<(float[] Left, float[] Right)>? _deferred;
     private readonly BufferPool _pool;
     private readonly bool[] _covered;
     private readonly int _rootLevel;
@@ -210,6 +211,12 @@ public sealed class GradientTreeReducer
         Settle(node, sum);
     }
 
+    /// <summary>
+    /// While set, a combination of two sums is recorded (left, right) instead of done: the caller performs left += right
+    /// for each, in order, on whatever threads and element ranges it likes, then returns the right buffers to the pool.
+    /// </summary>
+    public void DeferAdditions(List<(float[] Left, float[] Right)>? additions) => _deferred = additions;
+
     /// <summary>Nodes held but not yet combined into a parent (for a worker: the sums it returns).</summary>
     public IEnumerable<KeyValuePair<TreeNode, float[]>> Pending => _pending;
 
@@ -277,8 +284,15 @@ public sealed class GradientTreeReducer
                 return;
             }
             var (left, right) = node.IsLeft ? (sum, other) : (other, sum);
-            Kernels.Elementwise.Add(left.AsSpan(0, Length), right.AsSpan(0, Length), left.AsSpan(0, Length));
-            Release(right);
+            if (_deferred is not null)
+            {
+                _deferred.Add((left, right));
+            }
+            else
+            {
+                Kernels.Elementwise.Add(left.AsSpan(0, Length), right.AsSpan(0, Length), left.AsSpan(0, Length));
+                Release(right);
+            }
             sum = left;
             node = node.Parent;
         }
