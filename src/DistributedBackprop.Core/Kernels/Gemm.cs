@@ -250,69 +250,98 @@ public static class Gemm
                     PackA(pA + (nint)fullRows * inner, pa, rows - fullRows, inner);
                 }
             }
-            for (var j0 = 0; j0 < cols; j0 += 32)
+            // Full 32- and 16-wide column panels read B in place; only the last panel, if narrower, is copied (once).
+            var lastJ0 = (cols - 1) / 32 * 32;
+            var lastWidth = cols - lastJ0;
+            if (lastWidth != 32 && lastWidth != 16)
             {
-                var width = Math.Min(32, cols - j0);
-                float* bPanel;
-                nint ldb;
-                if (width == 32 || width == 16)
+                PackBTail(pB, pb, inner, cols, lastJ0, lastWidth, lastWidth > 16 ? 32 : 16);
+            }
+            var operands = new Operands(pA, pB, pC, pa, pb, tile, rows, inner, cols, fullRows, transposedA);
+            if (transposedA)
+            {
+                // The weight gradient's shape (many rows, a short inner loop): C and the addends are written and read
+                // block of rows after block of rows, in memory order.
+                for (var r0 = 0; r0 < rows; r0 += Mr)
                 {
-                    bPanel = pB + j0;
-                    ldb = cols;
+                    for (var j0 = 0; j0 < cols; j0 += 32)
+                    {
+                        Tile(operands, r0, j0, addends, addendOffset);
+                    }
                 }
-                else
+            }
+            else
+            {
+                // Few rows, a long inner loop: a panel of B stays in cache across the row blocks.
+                for (var j0 = 0; j0 < cols; j0 += 32)
                 {
-                    bPanel = pb;
-                    ldb = width > 16 ? 32 : 16;
-                    PackBTail(pB, pb, inner, cols, j0, width, (int)ldb);
-                }
-                var exact = width == 32 || width == 16;
-                for (var r0 = 0; r0 < fullRows; r0 += Mr)
-                {
-                    var cTile = pC + (nint)r0 * cols + j0;
-                    var dst = exact ? cTile : tile;
-                    var ldc = exact ? cols : 32;
-                    if (transposedA)
+                    for (var r0 = 0; r0 < rows; r0 += Mr)
                     {
-                        if (width > 16)
-                        {
-                            Kernel512x8x32(pA + r0, rows, bPanel, ldb, inner, dst, ldc);
-                        }
-                        else
-                        {
-                            Kernel512x8x16(pA + r0, rows, bPanel, ldb, inner, dst, ldc);
-                        }
+                        Tile(operands, r0, j0, addends, addendOffset);
                     }
-                    else if (width > 16)
-                    {
-                        Kernel512x8x32Direct(pA + (nint)r0 * inner, inner, bPanel, ldb, inner, dst, ldc);
-                    }
-                    else
-                    {
-                        Kernel512x8x16Direct(pA + (nint)r0 * inner, inner, bPanel, ldb, inner, dst, ldc);
-                    }
-                    if (!exact)
-                    {
-                        CopyTile(tile, 32, cTile, cols, Mr, width);
-                    }
-                    AddToTile(cTile, cols, Mr, width, addends, addendOffset + r0 * cols + j0);
-                }
-                if (fullRows < rows)
-                {
-                    if (width > 16)
-                    {
-                        Kernel512x8x32(pa, Mr, bPanel, ldb, inner, tile, 32);
-                    }
-                    else
-                    {
-                        Kernel512x8x16(pa, Mr, bPanel, ldb, inner, tile, 32);
-                    }
-                    var cTile = pC + (nint)fullRows * cols + j0;
-                    CopyTile(tile, 32, cTile, cols, rows - fullRows, width);
-                    AddToTile(cTile, cols, rows - fullRows, width, addends, addendOffset + fullRows * cols + j0);
                 }
             }
         }
+    }
+
+    private readonly unsafe struct Operands(float* a, float* b, float* c, float* packedA, float* packedB, float* tile, int rows,
+        int inner, int cols, int fullRows, bool transposedA)
+    {
+        public readonly float* A = a, B = b, C = c, PackedA = packedA, PackedB = packedB, Tile = tile;
+        public readonly int Rows = rows, Inner = inner, Cols = cols, FullRows = fullRows;
+        public readonly bool TransposedA = transposedA;
+    }
+
+    /// <summary>The tile of C at rows r0.. and columns j0..: a kernel, the copy of a partial tile, the addends.</summary>
+    private static unsafe void Tile(in Operands o, int r0, int j0, ReadOnlySpan<float[]> addends, int addendOffset)
+    {
+        var width = Math.Min(32, o.Cols - j0);
+        var exact = width == 32 || width == 16;
+        var bPanel = exact ? o.B + j0 : o.PackedB;
+        var ldb = exact ? o.Cols : width > 16 ? 32 : 16;
+        var mr = Math.Min(Mr, o.Rows - r0);
+        var cTile = o.C + (nint)r0 * o.Cols + j0;
+        if (r0 < o.FullRows)
+        {
+            var dst = exact ? cTile : o.Tile;
+            var ldc = exact ? o.Cols : 32;
+            if (o.TransposedA)
+            {
+                if (width > 16)
+                {
+                    Kernel512x8x32(o.A + r0, o.Rows, bPanel, ldb, o.Inner, dst, ldc);
+                }
+                else
+                {
+                    Kernel512x8x16(o.A + r0, o.Rows, bPanel, ldb, o.Inner, dst, ldc);
+                }
+            }
+            else if (width > 16)
+            {
+                Kernel512x8x32Direct(o.A + (nint)r0 * o.Inner, o.Inner, bPanel, ldb, o.Inner, dst, ldc);
+            }
+            else
+            {
+                Kernel512x8x16Direct(o.A + (nint)r0 * o.Inner, o.Inner, bPanel, ldb, o.Inner, dst, ldc);
+            }
+            if (!exact)
+            {
+                CopyTile(o.Tile, 32, cTile, o.Cols, Mr, width);
+            }
+        }
+        else
+        {
+            if (width > 16)
+            {
+                Kernel512x8x32(o.PackedA, Mr, bPanel, ldb, o.Inner, o.Tile, 32);
+            }
+            else
+            {
+                Kernel512x8x16(o.PackedA, Mr, bPanel, ldb, o.Inner, o.Tile, 32);
+            }
+            CopyTile(o.Tile, 32, cTile, o.Cols, mr, width);
+        }
+        AddToTile(cTile, o.Cols, mr, width, addends, addendOffset + r0 * o.Cols + j0);
     }
 
     /// <summary>8×32 tile reading 8 rows of A in place (row stride lda): 16 Vector512 accumulators.</summary>
