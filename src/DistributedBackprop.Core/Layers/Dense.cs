@@ -23,6 +23,11 @@ public sealed class Dense(int inputSize, int outputSize, WeightInit init) : Laye
 
     public override bool AddsAddends => true;
 
+    public override int PreparedSize => OutputSize * InputSize;
+
+    public override void Prepare(ReadOnlySpan<float> parameters, Span<float> prepared) =>
+        Gemm.Transpose(parameters[..WeightCount], prepared, InputSize, OutputSize);
+
     public override void Initialize(Span<float> parameters, Span<float> buffers, ref Numerics.SplitMix64 random)
     {
         var limit = Init == WeightInit.He
@@ -66,8 +71,13 @@ public sealed class Dense(int inputSize, int outputSize, WeightInit init) : Laye
         // dX = dY·Wᵀ    [rows × out]·[out × in]
         if (!pass.InputGradient.IsEmpty)
         {
-            var wT = pass.Scratch[..(OutputSize * InputSize)];
-            Gemm.Transpose(pass.Parameters[..WeightCount], wT, InputSize, OutputSize);
+            var wT = pass.Prepared;
+            if (wT.IsEmpty)
+            {
+                var scratch = pass.Scratch[..(OutputSize * InputSize)];
+                Prepare(pass.Parameters, scratch);
+                wT = scratch;
+            }
             Gemm.Multiply(pass.OutputGradient, wT, pass.InputGradient, rows, OutputSize, InputSize);
         }
     }

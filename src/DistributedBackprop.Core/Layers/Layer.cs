@@ -19,6 +19,14 @@ public abstract class Layer(int inputSize, int outputSize)
     /// <summary>Private scratch kept from forward to backward (masks, normalised inputs, transposes).</summary>
     public virtual int ScratchSize(int rows) => 0;
 
+    /// <summary>Floats of what backward derives from the parameters alone (Wᵀ), prepared once per weights version and
+    /// shared by every slice; 0: nothing.</summary>
+    public virtual int PreparedSize => 0;
+
+    public virtual void Prepare(ReadOnlySpan<float> parameters, Span<float> prepared)
+    {
+    }
+
     public virtual void Initialize(Span<float> parameters, Span<float> buffers, ref Numerics.SplitMix64 random)
     {
     }
@@ -61,6 +69,8 @@ public ref struct LayerPass
     /// <summary>Empty when nobody needs the gradient with respect to the input (the first layer).</summary>
     public Span<float> InputGradient;
     public Span<float> Scratch;
+    /// <summary>What <see cref="Layer.Prepare"/> derived from this step's parameters; empty: derive it here.</summary>
+    public ReadOnlySpan<float> Prepared;
     /// <summary>Keys for randomness: the run seed, the global step, each row's sample index and this layer's index.</summary>
     public ulong Seed;
     public long Step;

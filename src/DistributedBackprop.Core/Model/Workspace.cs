@@ -36,4 +36,10 @@ public sealed class Workspace
     public float[][] Scratch { get; }
     public int[] Labels { get; }
     public int[] Indices { get; }
+
+    /// <summary>
+    /// Per layer, what <see cref="Layers.Layer.Prepare"/> derived from the current weights, shared by the workspaces of
+    /// one worker's threads (a <see cref="Training.SliceRunner"/> fills it once per step); null: each slice derives its own.
+    /// </summary>
+    public float[]?[]? Prepared { get; set; }
 }

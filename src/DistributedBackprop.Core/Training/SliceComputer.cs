@@ -64,6 +64,7 @@ public static class SliceComputer
                 OutputGradient = dCurrent.AsSpan(0, rows * layer.OutputSize),
                 InputGradient = l == 0 ? Span<float>.Empty : dPrevious.AsSpan(0, rows * layer.InputSize),
                 Scratch = workspace.Scratch[l],
+                Prepared = workspace.Prepared?[l],
                 Seed = seed,
                 Step = step,
                 SampleIndices = sampleIndices,

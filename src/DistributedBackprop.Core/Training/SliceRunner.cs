@@ -18,6 +18,7 @@ public sealed class SliceRunner : IDisposable
     private readonly GradientTreeReducer[] _threadReducers;
     private readonly List<float[]>[] _threadAddends;
     private readonly GradientTreeReducer _runReducer;
+    private readonly float[]?[] _prepared;
     private readonly List<(float[] Left, float[] Right)> _combine = [];
     private int _finished;
     private int _planned;
@@ -39,6 +40,13 @@ public sealed class SliceRunner : IDisposable
             _threadAddends[t] = new List<float[]>(GradientTree.RootLevel(sliceCount));
         }
         _runReducer = new GradientTreeReducer(sliceCount, pool);
+        // What backward derives from the weights alone (Wᵀ of the layers after the first), once per step for all threads.
+        _prepared = network.Layers.Select((layer, l) => l > 0 && layer.PreparedSize > 0 ? new float[layer.PreparedSize] : null)
+            .ToArray();
+        foreach (var workspace in _workspaces)
+        {
+            workspace.Prepared = _prepared;
+        }
         Pool = pool;
         _team = new ComputeTeam(_threads);
     }
@@ -71,6 +79,13 @@ public sealed class SliceRunner : IDisposable
         _finished = 0;
         _planned = 0;
         _failed = 0;
+        for (var l = 0; l < _prepared.Length; l++)
+        {
+            if (_prepared[l] is { } prepared)
+            {
+                _network.Layers[l].Prepare(_network.LayerParameters(weights.Parameters, l), prepared);
+            }
+        }
         _team.Run(threads, t =>
         {
             var reducer = _threadReducers[t];
