@@ -56,7 +56,9 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         var (context, log, workerId) = (_context, _log, _workerId);
         _lane.Run(() =>
         {
-            StepWarmUp.Run(context.Options, context.RawData.Train, context.ThreadsPerWorker);
+            // The runner (a network of the options' shape, equivalent to the setup's) is kept for the steps.
+            _runner = StepWarmUp.Runner(context.Options, context.ThreadsPerWorker, context.Pool);
+            StepWarmUp.Run(context.Options, context.RawData.Train, _runner);
             return 0;
         }).ContinueWith(t => log.Warning("worker {0}: the warm-up step failed (the first step compiles instead): {1}", workerId,
             t.Exception!.GetBaseException().Message), TaskContinuationOptions.OnlyOnFaulted);
@@ -65,11 +67,10 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
 
     protected override void PostStop()
     {
-        // The runner's threads stop after whatever job the lane still runs.
-        var runner = _runner;
+        // The runner's threads stop after whatever job the lane still runs (the warm-up, which makes the runner, included).
         _lane?.Run(() =>
         {
-            runner?.Dispose();
+            _runner?.Dispose();
             return 0;
         });
         _lane?.Dispose();

@@ -53,6 +53,7 @@ public sealed class SliceRunner : IDisposable
 
     public void Dispose() => _team.Dispose();
 
+    public Network Network => _network;
     public int SliceSize { get; }
     public int SliceCount { get; }
     public BufferPool Pool { get; }

@@ -16,14 +16,22 @@ public sealed class StepWarmUpTests
 
     [Theory]
     [MemberData(nameof(Configurations))]
-    public void Warm_up_runs_one_step_of_the_configuration_and_leaves_the_data_as_it_was(TrainingOptions options)
+    public void Warm_up_runs_a_step_and_leaves_the_data_and_the_kept_runner_as_a_fresh_one(TrainingOptions options)
     {
         var data = SampleData.Cut(256, 64);
         var before = data.Train.Features.ToArray();
+        var pool = new BufferPool(new Model.Network(TrainingSetup.SpecOf(options)).ResultLength);
+        using var warmed = StepWarmUp.Runner(options, 2, pool);
 
-        var failure = Record.Exception(() => StepWarmUp.Run(options, data.Train, threads: 2));
+        StepWarmUp.Run(options, data.Train, warmed);
 
-        Assert.Null(failure);
         Assert.Equal(before, data.Train.Features.ToArray());
+        // The kept runner's next step has the bits of a runner that never warmed up.
+        using var fresh = StepWarmUp.Runner(options, 2, new BufferPool(pool.Length));
+        var weights = fresh.Network.Initialize(options.Seed + 1);
+        var batch = Enumerable.Range(0, options.Batch).Select(i => (i * 7) % data.Train.Count).ToArray();
+        var expected = fresh.Run(weights, data.Train, batch, options.Seed, 5, 0, options.Slices).Single().Value;
+        var actual = warmed.Run(weights, data.Train, batch, options.Seed, 5, 0, options.Slices).Single().Value;
+        Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), actual.Select(BitConverter.SingleToInt32Bits));
     }
 }
