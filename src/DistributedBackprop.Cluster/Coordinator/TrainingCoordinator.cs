@@ -583,9 +583,10 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         StopWaiting();
         _onWorkerLost = null;
         var applyClock = Stopwatch.StartNew();
-        var report = state.Apply(_reducer!.Root, setup.Options.Batch, setup.Options.Slices);
+        // The optimizer writes the new parameters into the next version's buffer as it updates them.
+        var report = state.Apply(_reducer!.Root, setup.Options.Batch, setup.Options.Slices, RingSlot(state.Step + 1).Parameters);
         _reducer.Reset();
-        PublishWeights();
+        PublishWeights(parametersWritten: true);
         var apply = applyClock.Elapsed.TotalSeconds;
         var wall = _stepClock.Elapsed.TotalSeconds;
         _trainSeconds += wall;
@@ -950,13 +951,14 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     /// ring: a cache keeps 3 versions, so the buffer of the version 5 back is no longer read by anyone in this process
     /// (remote nodes get serialized bytes at send time), and a step allocates nothing.
     /// </summary>
-    private void PublishWeights()
+    private void PublishWeights(bool parametersWritten = false)
     {
         var weights = _state!.Weights;
-        var slot = (int)(_state.Step % WeightsRing);
-        _ring[slot] ??= (new float[weights.Parameters.Length], new float[weights.Buffers.Length]);
-        var (parameters, buffers) = _ring[slot]!.Value;
-        weights.Parameters.CopyTo(parameters, 0);
+        var (parameters, buffers) = RingSlot(_state.Step);
+        if (!parametersWritten)
+        {
+            weights.Parameters.CopyTo(parameters, 0);
+        }
         weights.Buffers.CopyTo(buffers, 0);
         _current = new WeightsVersion(_runId, _state.Step, parameters, buffers);
         foreach (var (address, cache) in _caches)
@@ -966,6 +968,15 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                 SendWeights(cache, _current);
             }
         }
+    }
+
+    /// <summary>The ring's buffers for the version of <paramref name="step"/>.</summary>
+    private (float[] Parameters, float[] Buffers) RingSlot(long step)
+    {
+        var weights = _state!.Weights;
+        var slot = (int)(step % WeightsRing);
+        _ring[slot] ??= (new float[weights.Parameters.Length], new float[weights.Buffers.Length]);
+        return _ring[slot]!.Value;
     }
 
     private void SendWeights(IActorRef cache, WeightsVersion weights)

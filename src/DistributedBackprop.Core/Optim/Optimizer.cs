@@ -14,14 +14,16 @@ public abstract class Optimizer
 
     /// <summary>One update. <paramref name="step"/> counts applied updates from 1 (Adam's bias correction needs it).</summary>
     public void Step(Span<float> parameters, ReadOnlySpan<float> gradient, Span<float> state, float learningRate,
-        long step) => Step(parameters, gradient, 1f, state, learningRate, step);
+        long step) => Step(parameters, gradient, 1f, state, learningRate, step, []);
 
     /// <summary>
     /// One update with the gradient g·<paramref name="gradientScale"/> (global-norm clipping's factor): each element is
     /// the rounded product, exactly what scaling the gradient in place first would store, without that extra pass.
+    /// <paramref name="copyTo"/> is empty, or receives the updated parameters as well (the coordinator's published copy,
+    /// written in the same pass).
     /// </summary>
     public abstract void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float gradientScale, Span<float> state,
-        float learningRate, long step);
+        float learningRate, long step, Span<float> copyTo);
 
     public static Optimizer Create(string name, float momentum) => name switch
     {
@@ -39,20 +41,30 @@ public sealed class Sgd : Optimizer
     public override int StatePerParameter => 0;
 
     public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float gradientScale, Span<float> state,
-        float learningRate, long step)
+        float learningRate, long step, Span<float> copyTo)
     {
         // w ← w - lr·g, each element a rounded multiply then a rounded subtract (never fused), whatever the width.
+        var copy = !copyTo.IsEmpty;
         var i = 0;
         var lr = new System.Numerics.Vector<float>(learningRate);
         var scale = new System.Numerics.Vector<float>(gradientScale);
         for (; i <= parameters.Length - System.Numerics.Vector<float>.Count; i += System.Numerics.Vector<float>.Count)
         {
             var w = new System.Numerics.Vector<float>(parameters[i..]);
-            (w - lr * (new System.Numerics.Vector<float>(gradient[i..]) * scale)).CopyTo(parameters[i..]);
+            w -= lr * (new System.Numerics.Vector<float>(gradient[i..]) * scale);
+            w.CopyTo(parameters[i..]);
+            if (copy)
+            {
+                w.CopyTo(copyTo[i..]);
+            }
         }
         for (; i < parameters.Length; i++)
         {
             parameters[i] -= learningRate * (gradient[i] * gradientScale);
+            if (copy)
+            {
+                copyTo[i] = parameters[i];
+            }
         }
     }
 }
@@ -65,8 +77,9 @@ public sealed class Momentum(float momentum) : Optimizer
     public override int StatePerParameter => 1;
 
     public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float gradientScale, Span<float> state,
-        float learningRate, long step)
+        float learningRate, long step, Span<float> copyTo)
     {
+        var copy = !copyTo.IsEmpty;
         var velocity = state[..parameters.Length];
         // PyTorch starts the buffer at the first gradient, which is μ·0 + g for a zeroed buffer.
         // Each element: a rounded multiply, add, multiply, subtract (never fused), whatever the vector width.
@@ -79,13 +92,22 @@ public sealed class Momentum(float momentum) : Optimizer
             var g = new System.Numerics.Vector<float>(gradient[i..]) * scale;
             var v = mu * new System.Numerics.Vector<float>(velocity[i..]) + g;
             v.CopyTo(velocity[i..]);
-            (new System.Numerics.Vector<float>(parameters[i..]) - lr * v).CopyTo(parameters[i..]);
+            var w = new System.Numerics.Vector<float>(parameters[i..]) - lr * v;
+            w.CopyTo(parameters[i..]);
+            if (copy)
+            {
+                w.CopyTo(copyTo[i..]);
+            }
         }
         for (; i < parameters.Length; i++)
         {
             var v = Mu * velocity[i] + gradient[i] * gradientScale;
             velocity[i] = v;
             parameters[i] -= learningRate * v;
+            if (copy)
+            {
+                copyTo[i] = parameters[i];
+            }
         }
     }
 }
@@ -101,7 +123,7 @@ public sealed class Adam(float beta1 = 0.9f, float beta2 = 0.999f, float epsilon
     public override int StatePerParameter => 2;
 
     public override void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float gradientScale, Span<float> state,
-        float learningRate, long step)
+        float learningRate, long step, Span<float> copyTo)
     {
         var n = parameters.Length;
         var m = state[..n];
@@ -117,6 +139,10 @@ public sealed class Adam(float beta1 = 0.9f, float beta2 = 0.999f, float epsilon
             v[i] = Beta2 * v[i] + (1f - Beta2) * g * g;
             var denominator = MathF.Sqrt(v[i]) / sqrtCorrection2 + Epsilon;
             parameters[i] -= stepSize * m[i] / denominator;
+        }
+        if (!copyTo.IsEmpty)
+        {
+            parameters.CopyTo(copyTo);
         }
     }
 }

@@ -60,8 +60,11 @@ public sealed class TrainingState
     /// <summary>Updates actually applied (skipped steps do not count): Adam's t.</summary>
     public long AppliedUpdates { get; private set; }
 
-    /// <summary>Consumes the root sum of a step (it is modified in place) and advances to the next step.</summary>
-    public StepReport Apply(float[] sum, int globalBatch, int sliceCount)
+    /// <summary>
+    /// Consumes the root sum of a step (it is modified in place) and advances to the next step. <paramref name="publish"/>
+    /// is empty, or receives the new parameters (the optimizer writes them there in the same pass).
+    /// </summary>
+    public StepReport Apply(float[] sum, int globalBatch, int sliceCount, Span<float> publish = default)
     {
         var network = Network;
         var p = network.ParameterCount;
@@ -92,6 +95,10 @@ public sealed class TrainingState
         Step++;
         if (!Health.Admit(step, norm, _denseLayerNorms, out var warning))
         {
+            if (!publish.IsEmpty)
+            {
+                Weights.Parameters.CopyTo(publish);
+            }
             return new StepReport(step, loss, accuracy, norm, Clipped: false, Skipped: true, learningRate, warning);
         }
 
@@ -101,7 +108,7 @@ public sealed class TrainingState
             Health.RecordClipped();
         }
         AppliedUpdates++;
-        Optimizer.Step(Weights.Parameters, gradient, scale, OptimizerState, learningRate, AppliedUpdates);
+        Optimizer.Step(Weights.Parameters, gradient, scale, OptimizerState, learningRate, AppliedUpdates, publish);
 
         var statistics = sum.AsSpan(p, network.StatisticsCount);
         Health.RecordActivity(statistics);

@@ -112,7 +112,7 @@ public sealed class OptimizerTests
     [InlineData("sgd")]
     [InlineData("momentum")]
     [InlineData("adam")]
-    public void A_gradient_scale_gives_the_bits_of_clipping_in_place_first(string name)
+    public void A_gradient_scale_gives_the_bits_of_clipping_in_place_first_and_the_copy_is_the_new_weights(string name)
     {
         // 100 elements: the vector loop and the scalar tail both run.
         var random = new Random(11);
@@ -123,6 +123,7 @@ public sealed class OptimizerTests
         var scaled = Optimizer.Create(name, 0.9f);
         var (w1, s1) = (start.ToArray(), new float[clippedFirst.StatePerParameter * 100]);
         var (w2, s2) = (start.ToArray(), new float[scaled.StatePerParameter * 100]);
+        var copy = new float[100];
 
         for (var t = 0; t < 3; t++)
         {
@@ -130,8 +131,9 @@ public sealed class OptimizerTests
             var inPlace = gradients[t].ToArray();
             var scale = GradientClipping.Clip(inPlace, norm, 5f);
             clippedFirst.Step(w1, inPlace, s1, 0.1f, t + 1);
-            scaled.Step(w2, gradients[t], GradientClipping.Scale(norm, 5f), s2, 0.1f, t + 1);
+            scaled.Step(w2, gradients[t], GradientClipping.Scale(norm, 5f), s2, 0.1f, t + 1, copy);
             Assert.True(scale < 1f);
+            Assert.Equal(w2, copy);
         }
 
         Assert.Equal(w1.Select(BitConverter.SingleToInt32Bits), w2.Select(BitConverter.SingleToInt32Bits));
