@@ -67,6 +67,10 @@ def main():
     print(f"  distbp   {o:10,.0f} samples/s   test accuracy {med(ours, 'test_accuracy'):.4f}")
     print(f"  pytorch  {t:10,.0f} samples/s   test accuracy {med(theirs, 'test_accuracy'):.4f}")
     print(f"  ratio distbp/pytorch = {o / t:.2f}")
+    # Each pair ran back to back, so it shares the machine's state of the moment: the median of the pairs' own ratios
+    # is less sensitive to other load than the ratio of the two medians.
+    pairs = [x["samples_per_second"] / y["samples_per_second"] for x, y in zip(ours, theirs)]
+    print(f"  per-pair ratios {', '.join(f'{r:.2f}' for r in pairs)}; median {statistics.median(pairs):.2f}")
     if "step_seconds" in ours[0]:
         steps = {k: statistics.median(x["step_seconds"][k] for x in ours) * 1000 for k in ours[0]["step_seconds"]}
         print("  distbp per step (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()))

@@ -31,9 +31,10 @@ def shapes():
         yield "IGrad3", n, 10, 128
 
 
-def measure(rows, inner, cols, rounds=15, min_round_s=0.1):
+def measure(rows, inner, cols, rounds=15, min_round_s=0.1, transposed_a=False):
     g = torch.Generator().manual_seed(42)
-    a = torch.rand(rows, inner, generator=g) - 0.5
+    # transposed_a: A is the transpose of a contiguous inner×rows X (what autograd does for a weight gradient: mm(x.t(), dy))
+    a = (torch.rand(inner, rows, generator=g) - 0.5).t() if transposed_a else torch.rand(rows, inner, generator=g) - 0.5
     b = torch.rand(inner, cols, generator=g) - 0.5
     c = torch.empty(rows, cols)
     # Calibrate the inner repeat count so one round lasts about min_round_s.
@@ -69,6 +70,10 @@ def main():
     for name, rows, inner, cols in shapes():
         ns = measure(rows, inner, cols)
         print(f"{name + ' ' + f'{rows}x{inner}x{cols}':<24}{ns:>14.1f}{2.0 * rows * inner * cols / ns:>10.1f}")
+    # The weight gradient with X read in place, as WeightGradientBenchmarks (slices of 32).
+    for name, rows, inner, cols in [("WGrad1", 784, 32, 256), ("WGrad2", 256, 32, 128), ("WGrad3", 128, 32, 10)]:
+        ns = measure(rows, inner, cols, transposed_a=True)
+        print(f"{name + ' Xt ' + f'{rows}x{inner}x{cols}':<24}{ns:>14.1f}{2.0 * rows * inner * cols / ns:>10.1f}")
 
 
 if __name__ == "__main__":
