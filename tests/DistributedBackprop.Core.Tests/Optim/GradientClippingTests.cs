@@ -88,17 +88,22 @@ public sealed class GradientClippingTests
     }
 
     [Theory]
-    [InlineData(7)]
-    [InlineData(48)]
-    [InlineData(100_003)]
-    public void DivideAndSumOfSquares_is_bit_identical_to_dividing_then_summing_squares(int length)
+    [InlineData(7, 256f)]
+    [InlineData(48, 256f)]
+    [InlineData(100_003, 256f)]
+    [InlineData(100_003, 512f)]
+    [InlineData(100_003, 1f)]
+    [InlineData(48, 60f)]
+    [InlineData(100_003, 300f)]
+    public void DivideAndSumOfSquares_is_bit_identical_to_dividing_then_summing_squares(int length, float divisor)
     {
-        var separate = Values(length, seed: 5);
+        // Powers of two take the reciprocal multiply; other divisors divide. Tiny values check the subnormal range too.
+        var separate = Values(length, seed: 5).Select((v, i) => i % 97 == 0 ? v * 1e-38f : v).ToArray();
         var fused = separate.ToArray();
 
-        Elementwise.DivideInPlace(separate, 256f);
+        Elementwise.DivideInPlace(separate, divisor);
         var expected = Elementwise.SumOfSquares(separate);
-        var total = Elementwise.DivideAndSumOfSquares(fused, 256f);
+        var total = Elementwise.DivideAndSumOfSquares(fused, divisor);
 
         Assert.Equal(BitConverter.DoubleToInt64Bits(expected), BitConverter.DoubleToInt64Bits(total));
         Assert.Equal(separate.Select(BitConverter.SingleToInt32Bits), fused.Select(BitConverter.SingleToInt32Bits));
