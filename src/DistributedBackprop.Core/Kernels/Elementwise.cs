@@ -90,85 +90,59 @@ public static class Elementwise
         {
             lanes[k] = MathF.FusedMultiplyAdd(x[i], x[i], lanes[k]);
         }
-        var total = 0.0;
-        for (var k = 0; k < Lanes; k++)
-        {
-            total += lanes[k];
-        }
-        return total;
+        return SumLanes(lanes);
     }
 
     /// <summary>
-    /// y /= divisor and returns Σ y² of the quotients, in one pass: the same bits as <see cref="DivideInPlace"/> followed
-    /// by <see cref="SumOfSquares"/> (a true division per element, then the same 16-lane order), half the memory traffic.
-    /// A power-of-two divisor (a global batch of 256) multiplies by its reciprocal instead: 2⁻ᵏ is exact, so each product
-    /// is the same real number as the quotient and rounds to the same float, and a multiply is several times cheaper
-    /// than a vector division.
+    /// y /= divisor and returns Σ y² of the quotients: the same bits as <see cref="DivideInPlace"/> followed by
+    /// <see cref="SumOfSquares"/> (a true division per element, then the same 16-lane order), in one pass where Vector512
+    /// runs. A power-of-two divisor (a global batch of 256) multiplies by its reciprocal instead: 2⁻ᵏ is exact, so each
+    /// product is the same real number as the quotient and rounds to the same float, and a multiply is cheaper than a
+    /// vector division.
     /// </summary>
     public static double DivideAndSumOfSquares(Span<float> y, float divisor)
     {
-        Span<float> lanes = stackalloc float[Lanes];
-        var i = 0;
-        if (Vector512.IsHardwareAccelerated && IsPowerOfTwo(divisor))
+        if (!Vector512.IsHardwareAccelerated)
         {
-            var r = Vector512.Create(1f / divisor);
-            var acc = Vector512<float>.Zero;
+            DivideInPlace(y, divisor);
+            return SumOfSquares(y);
+        }
+        Span<float> lanes = stackalloc float[Lanes];
+        var acc = Vector512<float>.Zero;
+        var i = 0;
+        if (IsPowerOfTwo(divisor))
+        {
+            var reciprocal = Vector512.Create(1f / divisor);
             for (; i <= y.Length - Lanes; i += Lanes)
             {
-                var v = Vector512.Create(y.Slice(i, Lanes)) * r;
+                var v = Vector512.Create(y.Slice(i, Lanes)) * reciprocal;
                 v.CopyTo(y.Slice(i, Lanes));
                 acc = Vector512.FusedMultiplyAdd(v, v, acc);
             }
-            acc.CopyTo(lanes);
         }
-        else if (Vector512.IsHardwareAccelerated)
+        else
         {
             var d = Vector512.Create(divisor);
-            var acc = Vector512<float>.Zero;
             for (; i <= y.Length - Lanes; i += Lanes)
             {
                 var v = Vector512.Create(y.Slice(i, Lanes)) / d;
                 v.CopyTo(y.Slice(i, Lanes));
                 acc = Vector512.FusedMultiplyAdd(v, v, acc);
             }
-            acc.CopyTo(lanes);
         }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            var d = Vector256.Create(divisor);
-            var lo = Vector256<float>.Zero;
-            var hi = Vector256<float>.Zero;
-            for (; i <= y.Length - Lanes; i += Lanes)
-            {
-                var a = Vector256.Create(y.Slice(i, 8)) / d;
-                var b = Vector256.Create(y.Slice(i + 8, 8)) / d;
-                a.CopyTo(y.Slice(i, 8));
-                b.CopyTo(y.Slice(i + 8, 8));
-                lo = Vector256.FusedMultiplyAdd(a, a, lo);
-                hi = Vector256.FusedMultiplyAdd(b, b, hi);
-            }
-            lo.CopyTo(lanes);
-            hi.CopyTo(lanes[8..]);
-        }
-        else
-        {
-            lanes.Clear();
-            for (; i <= y.Length - Lanes; i += Lanes)
-            {
-                for (var k = 0; k < Lanes; k++)
-                {
-                    var q = y[i + k] / divisor;
-                    y[i + k] = q;
-                    lanes[k] = MathF.FusedMultiplyAdd(q, q, lanes[k]);
-                }
-            }
-        }
+        acc.CopyTo(lanes);
         for (var k = 0; i < y.Length; i++, k++)
         {
             var q = y[i] / divisor;
             y[i] = q;
             lanes[k] = MathF.FusedMultiplyAdd(q, q, lanes[k]);
         }
+        return SumLanes(lanes);
+    }
+
+    /// <summary>The lanes summed 0..15 in double.</summary>
+    private static double SumLanes(ReadOnlySpan<float> lanes)
+    {
         var total = 0.0;
         for (var k = 0; k < Lanes; k++)
         {
