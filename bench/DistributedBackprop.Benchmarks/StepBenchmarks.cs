@@ -33,7 +33,7 @@ public class StepBenchmarks
         _weights = _setup.NewState().Weights;
         _permutation = _setup.Plan.Permutation(0);
         _runner = new SliceRunner(_setup.Network, _setup.Plan.SliceSize, options.Slices, Threads,
-            new BufferPool(_setup.Network.ResultLength));
+            BufferPool.ForSlices(_setup.Network.ResultLength, options.Slices));
     }
 
     [GlobalCleanup]

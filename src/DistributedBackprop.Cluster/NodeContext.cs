@@ -113,8 +113,8 @@ public sealed class NodeContext
         {
             lock (_gate)
             {
-                return _pool ??= new BufferPool(
-                    new Core.Model.Network(TrainingSetup.SpecOf(Options)).ResultLength);
+                return _pool ??= BufferPool.ForSlices(
+                    new Core.Model.Network(TrainingSetup.SpecOf(Options)).ResultLength, Options.Slices);
             }
         }
     }

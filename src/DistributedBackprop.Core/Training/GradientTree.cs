@@ -54,12 +54,49 @@ public static class GradientTree
     }
 }
 
-/// <summary>Reusable result buffers of one length, shared by reducers on several threads.</summary>
-public sealed class BufferPool(int length)
+/// <summary>
+/// Reusable result buffers of one length, shared by reducers on several threads. It keeps at most
+/// <see cref="Capacity"/> free buffers: a reducer also returns buffers it never rented (a remote worker's result,
+/// deserialized into a fresh array), and without a bound every such result stayed in the pool for the life of the
+/// process — one parameter vector a step on the coordinator's node. Buffers past the capacity, or of another length,
+/// are left to the GC.
+/// </summary>
+public sealed class BufferPool
 {
     private readonly Stack<float[]> _free = new();
 
-    public int Length { get; } = length;
+    /// <param name="length">The length of every buffer.</param>
+    /// <param name="capacity">How many free buffers to keep: at least what one step holds at once, so a step in one
+    /// process allocates nothing (see <see cref="ForSlices"/>).</param>
+    public BufferPool(int length, int capacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        Length = length;
+        Capacity = capacity;
+    }
+
+    /// <summary>
+    /// A pool for steps of <paramref name="sliceCount"/> slices: the workers' trees hold at most one buffer per slice,
+    /// and the coordinator's tree as many again.
+    /// </summary>
+    public static BufferPool ForSlices(int length, int sliceCount) => new(length, 2 * Math.Max(1, sliceCount) + 2);
+
+    public int Length { get; }
+
+    public int Capacity { get; }
+
+    /// <summary>Free buffers held now.</summary>
+    public int FreeCount
+    {
+        get
+        {
+            lock (_free)
+            {
+                return _free.Count;
+            }
+        }
+    }
 
     public float[] Rent()
     {
@@ -75,9 +112,16 @@ public sealed class BufferPool(int length)
 
     public void Return(float[] buffer)
     {
+        if (buffer.Length != Length)
+        {
+            return;
+        }
         lock (_free)
         {
-            _free.Push(buffer);
+            if (_free.Count < Capacity)
+            {
+                _free.Push(buffer);
+            }
         }
     }
 }

@@ -27,7 +27,7 @@ public sealed class LocalTrainer
     {
         _setup = setup;
         _state = state ?? setup.NewState();
-        var pool = new BufferPool(setup.Network.ResultLength);
+        var pool = BufferPool.ForSlices(setup.Network.ResultLength, setup.Options.Slices);
         _runner = new SliceRunner(setup.Network, setup.Plan.SliceSize, setup.Options.Slices, setup.Options.Threads, pool);
         _reducer = new GradientTreeReducer(setup.Options.Slices, pool);
     }

@@ -71,7 +71,7 @@ internal static class ProtocolSamples
         int end, int threads = 1)
     {
         var runner = new SliceRunner(setup.Network, setup.Plan.SliceSize, setup.Options.Slices, threads,
-            new BufferPool(setup.Network.ResultLength));
+            BufferPool.ForSlices(setup.Network.ResultLength, setup.Options.Slices));
         var (epoch, stepInEpoch) = setup.Plan.Locate(step);
         var batch = setup.Plan.Permutation(epoch).AsMemory(stepInEpoch * setup.Options.Batch, setup.Options.Batch);
         return runner.Run(weights, setup.Data.Train, batch, setup.Options.Seed, step, first, end)

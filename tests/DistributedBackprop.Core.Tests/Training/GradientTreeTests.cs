@@ -69,7 +69,7 @@ public sealed class GradientTreeTests
             var parts = new List<(TreeNode, float[])>();
             for (var g = 0; g + 1 < cuts.Length; g++)
             {
-                var worker = new GradientTreeReducer(sliceCount, new BufferPool(Length));
+                var worker = new GradientTreeReducer(sliceCount, BufferPool.ForSlices(Length, sliceCount));
                 foreach (var s in Enumerable.Range(cuts[g], cuts[g + 1] - cuts[g]).OrderBy(_ => random.Next()))
                 {
                     Assert.True(worker.Add(new TreeNode(0, s), (float[])leaves[s].Clone()));
@@ -105,7 +105,7 @@ public sealed class GradientTreeTests
             var parts = new List<(TreeNode, float[])>();
             for (var g = 0; g + 1 < cuts.Length; g++)
             {
-                var thread = new GradientTreeReducer(sliceCount, new BufferPool(Length), keepSpares: true);
+                var thread = new GradientTreeReducer(sliceCount, BufferPool.ForSlices(Length, sliceCount), keepSpares: true);
                 var addends = new List<float[]>();
                 for (var s = cuts[g]; s < cuts[g + 1]; s++)
                 {
@@ -132,7 +132,7 @@ public sealed class GradientTreeTests
     [Fact]
     public void A_combined_node_that_was_not_planned_or_a_covered_slice_is_refused()
     {
-        var reducer = new GradientTreeReducer(4, new BufferPool(Length));
+        var reducer = new GradientTreeReducer(4, BufferPool.ForSlices(Length, 4));
         var addends = new List<float[]>();
         reducer.AddCombined(0, reducer.PendingAddends(0, addends), new float[Length]);
 
@@ -165,7 +165,7 @@ public sealed class GradientTreeTests
         const int sliceCount = 6;
         var leaves = Leaves(sliceCount);
         var expected = Reduce(sliceCount, Enumerable.Range(0, sliceCount).Select(s => (new TreeNode(0, s), leaves[s])));
-        var reducer = new GradientTreeReducer(sliceCount, new BufferPool(Length));
+        var reducer = new GradientTreeReducer(sliceCount, BufferPool.ForSlices(Length, sliceCount));
         var garbage = Enumerable.Repeat(1e6f, Length).ToArray();
 
         Assert.True(reducer.Add(new TreeNode(0, 2), (float[])leaves[2].Clone()));
@@ -189,7 +189,7 @@ public sealed class GradientTreeTests
     [Fact]
     public void Node_outside_the_tree_is_an_argument_error()
     {
-        var reducer = new GradientTreeReducer(5, new BufferPool(Length));
+        var reducer = new GradientTreeReducer(5, BufferPool.ForSlices(Length, 5));
 
         var e = Assert.Throws<ArgumentException>(() => reducer.Add(new TreeNode(0, 5), new float[Length]));
         Assert.Contains("Index = 5", e.Message);
@@ -215,7 +215,7 @@ public sealed class GradientTreeTests
 
     private static float[] Reduce(int sliceCount, IEnumerable<(TreeNode Node, float[] Sum)> parts)
     {
-        var reducer = new GradientTreeReducer(sliceCount, new BufferPool(Length));
+        var reducer = new GradientTreeReducer(sliceCount, BufferPool.ForSlices(Length, sliceCount));
         foreach (var (node, sum) in parts)
         {
             Assert.True(reducer.Add(node, (float[])sum.Clone()));

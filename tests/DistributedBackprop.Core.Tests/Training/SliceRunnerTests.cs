@@ -19,7 +19,7 @@ public sealed class SliceRunnerTests
     public void A_run_on_several_threads_returns_the_bits_of_each_slice_added_to_the_tree_alone(int first, int end, int threads)
     {
         var (network, weights, data, batch) = Fixture();
-        var pool = new BufferPool(network.ResultLength);
+        var pool = BufferPool.ForSlices(network.ResultLength, Slices);
         using var runner = new SliceRunner(network, SliceSize, Slices, threads, pool);
 
         var result = runner.Run(weights, data, batch, 7, 3, first, end);
@@ -45,7 +45,7 @@ public sealed class SliceRunnerTests
     public async Task A_thread_that_throws_fails_the_run_without_stalling_the_others_and_the_next_run_is_clean()
     {
         var (network, weights, data, batch) = Fixture();
-        using var runner = new SliceRunner(network, SliceSize, Slices, 2, new BufferPool(network.ResultLength));
+        using var runner = new SliceRunner(network, SliceSize, Slices, 2, BufferPool.ForSlices(network.ResultLength, Slices));
         var broken = batch.ToArray();
         broken[5 * SliceSize] = data.Count + 1; // slice 5, on the second thread: a sample that does not exist
 
@@ -56,7 +56,7 @@ public sealed class SliceRunnerTests
         Assert.IsNotType<TimeoutException>(failure);
 
         var again = runner.Run(weights, data, batch, 7, 3, 0, Slices);
-        using var fresh = new SliceRunner(network, SliceSize, Slices, 2, new BufferPool(network.ResultLength));
+        using var fresh = new SliceRunner(network, SliceSize, Slices, 2, BufferPool.ForSlices(network.ResultLength, Slices));
         var expected = fresh.Run(weights, data, batch, 7, 3, 0, Slices);
         Assert.Equal(expected.Single().Value.Select(BitConverter.SingleToInt32Bits),
             again.Single().Value.Select(BitConverter.SingleToInt32Bits));

@@ -20,14 +20,14 @@ public sealed class StepWarmUpTests
     {
         var data = SampleData.Cut(256, 64);
         var before = data.Train.Features.ToArray();
-        var pool = new BufferPool(new Model.Network(TrainingSetup.SpecOf(options)).ResultLength);
+        var pool = BufferPool.ForSlices(new Model.Network(TrainingSetup.SpecOf(options)).ResultLength, options.Slices);
         using var warmed = StepWarmUp.Runner(options, 2, pool);
 
         StepWarmUp.Run(options, data.Train, warmed);
 
         Assert.Equal(before, data.Train.Features.ToArray());
         // The kept runner's next step has the bits of a runner that never warmed up.
-        using var fresh = StepWarmUp.Runner(options, 2, new BufferPool(pool.Length));
+        using var fresh = StepWarmUp.Runner(options, 2, new BufferPool(pool.Length, pool.Capacity));
         var weights = fresh.Network.Initialize(options.Seed + 1);
         var batch = Enumerable.Range(0, options.Batch).Select(i => (i * 7) % data.Train.Count).ToArray();
         var expected = fresh.Run(weights, data.Train, batch, options.Seed, 5, 0, options.Slices).Single().Value;

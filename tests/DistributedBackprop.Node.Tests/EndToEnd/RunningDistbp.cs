@@ -48,7 +48,12 @@ public sealed partial class RunningDistbp : IDisposable
         }
     }
 
-    public static RunningDistbp Start(string workingDirectory, params string[] args)
+    public static RunningDistbp Start(string workingDirectory, params string[] args) =>
+        StartWithEnvironment(workingDirectory, new Dictionary<string, string>(), args);
+
+    /// <summary>Starts distbp with these environment variables set (on top of the test's own environment).</summary>
+    public static RunningDistbp StartWithEnvironment(string workingDirectory,
+        IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo(Distbp.DotnetHost())
         {
@@ -58,6 +63,10 @@ public sealed partial class RunningDistbp : IDisposable
             UseShellExecute = false,
             WorkingDirectory = workingDirectory,
         };
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
         start.ArgumentList.Add(Distbp.DllPath);
         foreach (var arg in args)
         {
@@ -98,12 +107,50 @@ public sealed partial class RunningDistbp : IDisposable
         }
     }
 
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Waits up to <paramref name="timeout"/> for the exit; true if it exited.</summary>
+    public bool WaitForExitOrTimeout(TimeSpan timeout) => _process.WaitForExit(timeout);
+
     /// <summary>Waits for the exit (and the end of its output) and returns what the process left behind.</summary>
     public DistbpRun WaitForExit(TimeSpan deadline)
     {
         Assert.True(_process.WaitForExit(deadline), $"distbp {_command} did not exit within {deadline}; {Result()}");
         _process.WaitForExit();
         return Result();
+    }
+
+    /// <summary>The pids of this process's direct children (the nodes of a <c>simulate</c>), from /proc.</summary>
+    public IReadOnlyList<int> ChildPids()
+    {
+        var pids = new List<int>();
+        foreach (var task in Directory.EnumerateDirectories($"/proc/{Pid}/task"))
+        {
+            try
+            {
+                pids.AddRange(File.ReadAllText(Path.Combine(task, "children"))
+                    .Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse));
+            }
+            catch (IOException)
+            {
+                // the thread ended between the listing and the read
+            }
+        }
+        return pids;
+    }
+
+    /// <summary>A process's resident memory in bytes (VmRSS), or null once it has gone.</summary>
+    public static long? ResidentBytes(int pid)
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+            return line is null ? null : 1024 * long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     public void Signal(int signal) => Assert.Equal(0, SendSignal(Pid, signal));

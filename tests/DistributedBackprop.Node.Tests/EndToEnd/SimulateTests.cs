@@ -226,7 +226,7 @@ public sealed partial class SimulateTests
         Assert.Equal("", run.Stdout);
     }
 
-    private static string NodeLogs(string folder) => !Directory.Exists(folder) ? "" : string.Concat(
+    internal static string NodeLogs(string folder) => !Directory.Exists(folder) ? "" : string.Concat(
         Directory.GetFiles(folder, "node-*.log").Order().Select(f => $"\n--- {Path.GetFileName(f)}\n{ReadShared(f)}"));
 
     /// <summary>Reads a file another process is still writing.</summary>
