@@ -59,7 +59,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private GradientTreeReducer? _reducer;
     private WeightsVersion? _current;
     private long? _resumedFrom;
-    private const int WeightsRing = 5;
+    private const int WeightsRing = TrainingSetup.WeightsVersionsHeld;
     private readonly (float[] Parameters, float[] Buffers)?[] _ring = new (float[], float[])?[WeightsRing];
     private bool _resuming;
     private int _phase;
@@ -404,17 +404,17 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             return setup.NewState();
         }
-        var snapshot = new CheckpointStore(dir).LoadNewestValid(_context.ConfigHash, w => _log.Warning(w));
-        if (snapshot is null)
+        var restored = new CheckpointStore(dir).RestoreNewestValid(setup, w => _log.Warning(w));
+        if (restored is null)
         {
             return setup.NewState();
         }
-        _resumedFrom = snapshot.Header.Step;
-        _faults.Add("resumed-from-checkpoint", snapshot.Header.Step, dir,
-            $"a coordinator incarnation resumed at step {snapshot.Header.Step} and replays deterministically",
+        _resumedFrom = restored.Step;
+        _faults.Add("resumed-from-checkpoint", restored.Step, dir,
+            $"a coordinator incarnation resumed at step {restored.Step} and replays deterministically",
             node: _cluster.SelfAddress.ToString());
-        _log.Warning("resuming from the checkpoint at step {0} in {1}", snapshot.Header.Step, dir);
-        return setup.RestoreState(snapshot);
+        _log.Warning("resuming from the checkpoint at step {0} in {1}", restored.Step, dir);
+        return restored;
     }
 
     // ---- phase 4: steps ----

@@ -179,6 +179,13 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             Receive<Failed>(failed =>
             {
                 _log.Error(failed.Error, "worker {0} failed at step {1}", _workerId, failed.Step);
+                if (failed.Error is OutOfMemoryException)
+                {
+                    // Re-assigning the slices would only fail again on some node, for ever: this process ends the job
+                    // on its side (exit 1), as a pod that hits its memory limit would.
+                    _context.Finished.TrySetResult(new JobOutcome(1,
+                        $"worker {_workerId} ran out of memory at step {failed.Step} ({GC.GetGCMemoryInfo().TotalAvailableMemoryBytes:N0} bytes available); use narrower layers or give the process more memory"));
+                }
                 failed.ReplyTo.Tell(new WorkFailed(failed.RunId, failed.Step, _workerId, failed.Error.Message));
                 BecomeIdle();
             });

@@ -30,23 +30,43 @@ public sealed class CheckpointStore(string directory, int keep = 3)
             : [];
 
     /// <summary>The newest checkpoint that verifies and was made with the same configuration, or null.</summary>
-    public ModelSnapshot? LoadNewestValid(string configHash, Action<string> warn)
+    public ModelSnapshot? LoadNewestValid(string configHash, Action<string> warn) =>
+        Newest(configHash, warn, snapshot => snapshot);
+
+    /// <summary>
+    /// The training state of the newest checkpoint that verifies, was made with <paramref name="setup"/>'s options and
+    /// restores into it (network, optimizer state, step), or null. One that fails any of these — a crafted file can
+    /// carry a valid checksum — is skipped with a warning, as a corrupt one is.
+    /// </summary>
+    public TrainingState? RestoreNewestValid(TrainingSetup setup, Action<string> warn) =>
+        Newest(setup.Options.ConfigHash(), warn, setup.RestoreState);
+
+    private T? Newest<T>(string configHash, Action<string> warn, Func<ModelSnapshot, T> restore) where T : class
     {
         foreach (var path in List())
         {
+            ModelSnapshot snapshot;
             try
             {
-                var snapshot = ModelFile.Read(path, "checkpoint");
-                if (snapshot.Header.ConfigHash != configHash)
-                {
-                    warn($"checkpoint '{path}' was made with other training options; skipped.");
-                    continue;
-                }
-                return snapshot;
+                snapshot = ModelFile.Read(path, "checkpoint");
             }
             catch (DistbpInputException e)
             {
                 warn($"{e.Message} Skipped; trying an older checkpoint.");
+                continue;
+            }
+            if (snapshot.Header.ConfigHash != configHash)
+            {
+                warn($"checkpoint '{path}' was made with other training options; skipped.");
+                continue;
+            }
+            try
+            {
+                return restore(snapshot);
+            }
+            catch (DistbpInputException e)
+            {
+                warn($"checkpoint '{path}' does not restore into this run ({e.Message}). Skipped; trying an older checkpoint.");
             }
         }
         return null;

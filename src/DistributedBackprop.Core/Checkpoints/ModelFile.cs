@@ -80,6 +80,13 @@ public static class ModelFile
         byte[] bytes;
         try
         {
+            var length = new FileInfo(path).Length;
+            var available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+            if (length > Math.Min(available / 2, Array.MaxLength))
+            {
+                throw new DistbpInputException(
+                    $"{role}: '{path}' is {length:N0} bytes, more than this process can load (it may use {available:N0} bytes).");
+            }
             bytes = File.ReadAllBytes(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -107,15 +114,38 @@ public static class ModelFile
         {
             throw new DistbpInputException(Bad($"has format version {version}; this distbp reads version {FormatVersion}."));
         }
+        try
+        {
+            return Parse(ref reader, Bad);
+        }
+        catch (Exception e) when (e is not DistbpInputException and not OutOfMemoryException)
+        {
+            // The checksum only proves the file is what its writer wrote, not that the writer was distbp: whatever a
+            // crafted header makes the parse throw is the file's fault, named as such.
+            throw new DistbpInputException(Bad($"has an invalid header ({e.GetType().Name}: {e.Message})."));
+        }
+    }
+
+    private static ModelSnapshot Parse(ref SpanReader reader, Func<string, string> bad)
+    {
         ModelHeader header;
         try
         {
             header = JsonSerializer.Deserialize<ModelHeader>(reader.Bytes(reader.Int()), JsonOptions)
                      ?? throw new JsonException("empty header");
         }
-        catch (Exception e) when (e is JsonException or ArgumentException)
+        catch (Exception e) when (e is JsonException or ArgumentException or FormatException)
         {
-            throw new DistbpInputException(Bad($"has an unreadable header ({e.Message})."));
+            throw new DistbpInputException(bad($"has an unreadable header ({e.Message})."));
+        }
+        if (header.Kind is null || header.Widths is null || header.Activation is null || header.Loss is null)
+        {
+            throw new DistbpInputException(bad("has a header without its kind, widths, activation or loss."));
+        }
+        if (header.FeatureCount <= 0 || header.OptimizerStateLength < 0 || header.Step < 0 || header.AppliedUpdates < 0
+            || header.AppliedUpdates > header.Step || !(header.LearningRateScale >= 0f && header.LearningRateScale <= 1f))
+        {
+            throw new DistbpInputException(bad("has a header with impossible counts (features, optimizer state, step or learning-rate scale)."));
         }
         Network network;
         try
@@ -124,7 +154,7 @@ public static class ModelFile
         }
         catch (Exception e) when (e is DistbpInputException or ArgumentException)
         {
-            throw new DistbpInputException(Bad($"describes an invalid network ({e.Message})."));
+            throw new DistbpInputException(bad($"describes an invalid network ({e.Message})."));
         }
         float[] mean, std, parameters, buffers, optimizerState;
         try
@@ -137,15 +167,24 @@ public static class ModelFile
         }
         catch (FormatException)
         {
-            throw new DistbpInputException(Bad("is shorter than its header says."));
+            throw new DistbpInputException(bad("is shorter than its header says."));
         }
         if (!reader.AtEnd || parameters.Length != network.ParameterCount || buffers.Length != network.BufferCount
-            || header.FeatureCount != network.InputSize)
+            || header.FeatureCount != network.InputSize
+            || (optimizerState.Length != 0 && optimizerState.Length % network.ParameterCount != 0))
         {
-            throw new DistbpInputException(Bad("does not match the network its header describes."));
+            throw new DistbpInputException(bad("does not match the network its header describes."));
         }
-        return new ModelSnapshot(header, new FeatureNormaliser(mean, std), new ModelWeights(parameters, buffers),
-            optimizerState);
+        FeatureNormaliser normaliser;
+        try
+        {
+            normaliser = new FeatureNormaliser(mean, std);
+        }
+        catch (ArgumentException e)
+        {
+            throw new DistbpInputException(bad($"has an invalid feature normaliser ({e.Message})."));
+        }
+        return new ModelSnapshot(header, normaliser, new ModelWeights(parameters, buffers), optimizerState);
     }
 
     private static readonly JsonSerializerOptions JsonOptions = new()

@@ -81,9 +81,9 @@ public static class Gemm
         {
             throw new ArgumentException($"Negative matrix shape {rows}x{cols}.");
         }
-        if (a.Length < rows * cols || aT.Length < rows * cols)
+        if (a.Length < (long)rows * cols || aT.Length < (long)rows * cols)
         {
-            throw new ArgumentException($"Transpose of {rows}x{cols} needs {rows * cols} elements.");
+            throw new ArgumentException($"Transpose of {rows}x{cols} needs {(long)rows * cols} elements.");
         }
         const int Tile = 32;
         ref var src = ref MemoryMarshal.GetReference(a);
@@ -120,7 +120,7 @@ public static class Gemm
         CheckShapes(x, b, c, rows, inner, cols);
         foreach (var addend in addends)
         {
-            if (addendOffset < 0 || addend.Length < addendOffset + rows * cols)
+            if (addendOffset < 0 || addend.Length < addendOffset + (long)rows * cols)
             {
                 throw new ArgumentException($"An addend of {addend.Length} is too short for {rows}x{cols} at {addendOffset}.");
             }
@@ -150,7 +150,7 @@ public static class Gemm
         {
             throw new ArgumentException($"Negative matrix shape {rows}x{inner}x{cols}.");
         }
-        if (a.Length < rows * inner || b.Length < inner * cols || c.Length < rows * cols)
+        if (a.Length < (long)rows * inner || b.Length < (long)inner * cols || c.Length < (long)rows * cols)
         {
             throw new ArgumentException(
                 $"Gemm {rows}x{inner}x{cols}: spans of {a.Length}, {b.Length}, {c.Length} are too short.");

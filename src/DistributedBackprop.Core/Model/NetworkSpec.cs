@@ -10,30 +10,76 @@ public sealed record NetworkSpec(int[] Widths, string Activation, string Loss, f
 {
     public static readonly string[] Activations = ["relu", "leaky-relu", "tanh", "sigmoid"];
 
-    /// <summary>"784-256-128-10" → widths.</summary>
+    /// <summary>The widest layer allowed, in units.</summary>
+    public const int MaxLayerWidth = 1 << 20;
+
+    /// <summary>
+    /// The most parameters a network may have (4 GiB of float32). With it every count, offset and result length fits
+    /// an <see cref="int"/> and an array, so the layers and kernels can index in 32 bits.
+    /// </summary>
+    public const long MaxParameterCount = 1L << 30;
+
+    /// <summary>"784-256-128-10" → widths, checked with <see cref="CheckWidths"/>.</summary>
     public static int[] ParseWidths(string text)
     {
         var parts = text.Split('-');
         var widths = new int[parts.Length];
         for (var i = 0; i < parts.Length; i++)
         {
-            if (!int.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out widths[i]) || widths[i] <= 0)
+            if (!long.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var width)
+                || width <= 0)
             {
                 throw new DistbpInputException(
                     $"--layers: '{text}' is not a list of positive layer widths such as 784-256-128-10.");
             }
+            if (width > MaxLayerWidth)
+            {
+                throw WidthOutOfRange(parts[i], text);
+            }
+            widths[i] = (int)width;
         }
-        if (widths.Length < 2)
+        CheckWidths(widths, text);
+        return widths;
+    }
+
+    /// <summary>
+    /// Refuses widths that no network may have, in 64-bit arithmetic and before anything is sized: fewer than two,
+    /// one not positive or over <see cref="MaxLayerWidth"/>, or more than <see cref="MaxParameterCount"/> parameters.
+    /// </summary>
+    public static void CheckWidths([System.Diagnostics.CodeAnalysis.NotNull] int[]? widths, string text)
+    {
+        if (widths is null || widths.Length < 2)
         {
             throw new DistbpInputException($"--layers: '{text}' needs at least an input and an output width, e.g. 784-10.");
         }
-        return widths;
+        long parameters = 0;
+        for (var i = 0; i < widths.Length; i++)
+        {
+            if (widths[i] <= 0 || widths[i] > MaxLayerWidth)
+            {
+                throw WidthOutOfRange(widths[i].ToString(System.Globalization.CultureInfo.InvariantCulture), text);
+            }
+            if (i > 0)
+            {
+                // Dense weights and biases, plus batch norm's scale and shift (counted for every hidden layer: a bound).
+                parameters += (long)widths[i - 1] * widths[i] + 3L * widths[i];
+            }
+            if (parameters > MaxParameterCount)
+            {
+                throw new DistbpInputException(
+                    $"--layers: '{text}' has over {MaxParameterCount:N0} parameters (4 GiB of float32), the most a network may have; use narrower layers.");
+            }
+        }
     }
+
+    private static DistbpInputException WidthOutOfRange(string width, string text) =>
+        new($"--layers: width {width} in '{text}' is outside 1..{MaxLayerWidth:N0} units; use narrower layers.");
 
     public string WidthsText => string.Join('-', Widths);
 
     public IReadOnlyList<Layer> BuildLayers()
     {
+        CheckWidths(Widths, Widths is null ? "(no widths)" : string.Join('-', Widths));
         if (!Activations.Contains(Activation))
         {
             throw new DistbpInputException($"--activation: unknown activation '{Activation}'; use relu, leaky-relu, tanh or sigmoid.");

@@ -46,6 +46,7 @@ public sealed class TrainingSetup
     /// </summary>
     public static DataSplit LoadChecked(TrainingOptions options)
     {
+        CheckMemory(options);
         var raw = DataSource.Load(options.DataPath);
         CheckAgainstData(SpecOf(options), raw.Train, options.Layers);
         _ = new SlicePlan(options.Seed, raw.Train.Count, options.Batch, options.Slices);
@@ -60,22 +61,76 @@ public sealed class TrainingSetup
     {
         var spec = SpecOf(options);
         CheckAgainstData(spec, raw.Train, options.Layers);
+        var network = CheckMemory(options);
         var data = new DataSplit(normaliser.Apply(raw.Train), normaliser.Apply(raw.Test));
-        var network = new Network(spec);
         var plan = new SlicePlan(options.Seed, data.Train.Count, options.Batch, options.Slices);
         var schedule = new LearningRateSchedule(options.LearningRate, options.WarmupSteps, options.Decay,
             options.DecayEvery, options.DecayFactor, (long)plan.StepsPerEpoch * options.Epochs);
         return new TrainingSetup(options, data, normaliser, network, plan, schedule);
     }
 
+    /// <summary>
+    /// Builds the network and refuses, before anything large is allocated, a run whose arrays could not exist or that
+    /// needs more memory than this process may use (<see cref="GCMemoryInfo.TotalAvailableMemoryBytes"/>: the
+    /// machine's memory, a container's limit or DOTNET_GCHeapHardLimit). All in 64-bit arithmetic.
+    /// </summary>
+    public static Network CheckMemory(TrainingOptions options)
+    {
+        var network = new Network(SpecOf(options));
+        long rows = options.Batch / Math.Max(1, options.Slices);
+        long widest = network.MaxWidth;
+        if (rows * widest > Array.MaxLength)
+        {
+            throw new DistbpInputException(
+                $"--batch: a slice of {rows:N0} rows of the widest layer ({widest:N0} units) is more than one array can hold; use more --slices or a smaller --batch.");
+        }
+        // A quarter more for the data, the runtime and the fragmentation of the large-object heap.
+        var needed = TrainingBytes(network, options, rows) / 4 * 5;
+        var available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (needed > available)
+        {
+            throw new DistbpInputException(
+                $"--layers: {options.Layers} with {network.ParameterCount:N0} parameters needs about {Gigabytes(needed)} to train, more than the {Gigabytes(available)} this process may use; use narrower layers or fewer --slices.");
+        }
+        return network;
+    }
+
+    /// <summary>
+    /// What one training process holds, in bytes: the weights and the versions published from them (the coordinator keeps
+    /// a ring of <see cref="WeightsVersionsHeld"/>), the optimizer state, the result pool, and what each compute thread holds.
+    /// </summary>
+    private static long TrainingBytes(Network network, TrainingOptions options, long rows)
+    {
+        var threads = Math.Max(1, options.Threads);
+        long weights = network.ParameterCount + network.BufferCount;
+        var state = (long)Optimizer.Create(options.Optimizer, options.Momentum).StatePerParameter * network.ParameterCount;
+        var pool = (long)network.ResultLength * BufferPool.ForSlices(0, options.Slices).Capacity;
+        // Per thread: the prepared transposed weights, its spare result buffers (one per tree level) and one slice's
+        // activations and gradients.
+        var spares = (long)network.ResultLength * (GradientTree.RootLevel(options.Slices) + 1);
+        var perThread = network.ParameterCount + spares + rows * (network.Spec.Widths.Sum(w => (long)w) + 2L * network.MaxWidth);
+        return 4 * (weights * (1 + WeightsVersionsHeld) + state + pool + threads * perThread);
+    }
+
+    /// <summary>Weights versions a coordinator keeps published at once.</summary>
+    public const int WeightsVersionsHeld = 5;
+
+    private static string Gigabytes(long bytes) =>
+        (bytes / (double)(1L << 30)).ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) + " GiB";
+
     /// <summary>The state a checkpoint saved: weights, optimizer state, step and learning-rate scale.</summary>
     public TrainingState RestoreState(Checkpoints.ModelSnapshot snapshot)
     {
         var optimizer = Optimizer.Create(Options.Optimizer, Options.Momentum);
         if (snapshot.OptimizerState.Length != optimizer.StatePerParameter * Network.ParameterCount
-            || snapshot.Weights.Parameters.Length != Network.ParameterCount)
+            || snapshot.Weights.Parameters.Length != Network.ParameterCount
+            || snapshot.Weights.Buffers.Length != Network.BufferCount)
         {
             throw new DistbpInputException("checkpoint: its network or optimizer state does not match these training options.");
+        }
+        if (snapshot.Header.Step > TotalSteps)
+        {
+            throw new DistbpInputException($"checkpoint: its step {snapshot.Header.Step} is past the run's {TotalSteps} steps.");
         }
         return new TrainingState(Network, snapshot.Weights, optimizer, Schedule, Options.Clip, snapshot.OptimizerState,
             snapshot.Header.Step, snapshot.Header.AppliedUpdates, snapshot.Header.LearningRateScale);

@@ -125,7 +125,8 @@ public static class RunFolder
         {
             try
             {
-                if (ModelFile.Read(path, "--resume").Header.Options is { } saved)
+                var header = ModelFile.Read(path, "--resume").Header;
+                if (header.Options is { } saved && saved.ConfigHash() == header.ConfigHash && IsValid(saved))
                 {
                     return new Resumed(saved with
                     {
@@ -141,6 +142,20 @@ public static class RunFolder
             }
         }
         throw new DistbpInputException($"--resume: '{dir}' holds no valid checkpoint (checkpoint-*.distbp in {checkpoints}); nothing to resume.");
+    }
+
+    /// <summary>Options a checkpoint carries are believed only if they would pass the command line's own checks.</summary>
+    private static bool IsValid(TrainingOptions options)
+    {
+        try
+        {
+            options.Validate();
+            return true;
+        }
+        catch (DistbpInputException)
+        {
+            return false;
+        }
     }
 
     /// <summary>What --resume DIR names: a run folder (its checkpoints where config.json says), a run's checkpoint folder, or a bare checkpoint folder.</summary>

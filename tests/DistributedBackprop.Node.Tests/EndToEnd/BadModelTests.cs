@@ -1,3 +1,4 @@
+using DistributedBackprop.Core.Tests.Checkpoints;
 using Xunit;
 
 namespace DistributedBackprop.Node.Tests.EndToEnd;
@@ -56,6 +57,24 @@ public sealed class BadModelTests(TrainedModel trained) : IClassFixture<TrainedM
     [Fact]
     public void Eval_with_an_unknown_flag_is_refused() =>
         BadInput.Eval(_temp, "--out", "--model", trained.ModelPath, "--out", _temp.File("x"));
+
+    [Theory]
+    [InlineData("""{"widths":[784,65537,65537,10]}""")] // wraps a 32-bit parameter count
+    [InlineData("""{"widths":null}""")]
+    [InlineData("""{"feature_count":2147483647}""")]
+    public void A_model_with_a_crafted_header_and_a_valid_checksum_is_refused(string patch)
+    {
+        var model = _temp.Write("crafted.distbp", CraftedModelFile.WithHeader(Good, header =>
+        {
+            foreach (var (key, value) in System.Text.Json.Nodes.JsonNode.Parse(patch)!.AsObject())
+            {
+                header[key] = value?.DeepClone();
+            }
+        }));
+        BadInput.Eval(_temp, model, "--model", model);
+        var csv = _temp.WriteText("rows.csv", "a,b\n1,2\n");
+        BadInput.Command(_temp, model, "predict", "--model", model, "--input", csv);
+    }
 
     [Fact]
     public void Eval_on_data_the_model_does_not_fit_is_refused()

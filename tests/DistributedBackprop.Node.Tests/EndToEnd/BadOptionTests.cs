@@ -45,6 +45,29 @@ public sealed class BadOptionTests : IDisposable
         BadInput.Train(_temp, "--layers", With("--layers", layers));
 
     [Theory]
+    [InlineData("784-65537-65537-10", "parameters")] // the parameter count wraps a 32-bit int
+    [InlineData("784-1000000-1000000-10", "parameters")] // a 4 TB model
+    [InlineData("784-2000000-10", "width 2000000")]
+    [InlineData("784-99999999999-10", "width 99999999999")]
+    public void Layers_too_large_for_any_network_are_refused_before_anything_is_allocated(string layers, string why)
+    {
+        var run = BadInput.Train(_temp, "--layers", With("--layers", layers));
+        Assert.Contains(why, run.Stderr);
+    }
+
+    [Fact]
+    public void A_network_larger_than_the_memory_the_process_may_use_is_refused_with_its_size()
+    {
+        // 19 M parameters fit every limit but not a pod's 768 MiB heap (weights, state and a buffer per slice).
+        var run = Distbp.RunWithEnvironment(_temp.Path,
+            new Dictionary<string, string> { ["DOTNET_GCHeapHardLimit"] = "0x30000000" },
+            [.. With("--layers", "784-4000-4000-10").Prepend("train")]);
+        BadInput.Check(run, "--layers");
+        Assert.Contains("19,184,010 parameters", run.Stderr);
+        Assert.Contains("GiB", run.Stderr);
+    }
+
+    [Theory]
     [InlineData("100-16-10", "784 features")]
     [InlineData("784-16-5", "10 classes")]
     public void Layers_that_do_not_match_the_data_are_refused(string layers, string why)
