@@ -4,6 +4,7 @@ using Akka.Cluster;
 using Akka.Cluster.Hosting;
 using Akka.Cluster.Sharding;
 using Akka.Discovery.Config.Hosting;
+using Akka.Event;
 using Akka.Discovery.KubernetesApi;
 using Akka.Hosting;
 using Akka.Management.Cluster.Bootstrap;
@@ -67,17 +68,23 @@ public sealed record ClusterNodeSettings
     public string? TlsCertificatePassword { get; init; }
 
     /// <summary>
-    /// The dedicated TCP channel for tensors (<see cref="DataChannel"/>); off, every message goes over Akka.Remote. Never
-    /// used with <see cref="TlsCertificatePath"/>: the channel is plain TCP, so a TLS cluster keeps everything on Akka.
-    /// Off in these settings; `distbp node` (and so simulate, compose and Kubernetes) turns it on unless
-    /// <c>--data-channel off</c>, while `train`'s one-node cluster has no peer to use it with.
+    /// The dedicated TCP channel for tensors (<see cref="DataChannel"/>); off, every message goes over Akka.Remote.
+    /// With <see cref="TlsCertificatePath"/> it runs over TLS with the same certificate. Off in these settings;
+    /// `distbp node` (and so simulate, compose and Kubernetes) turns it on unless <c>--data-channel off</c>, while
+    /// `train`'s one-node cluster has no peer to use it with.
     /// </summary>
     public bool EnableDataChannel { get; init; }
     /// <summary>The data channel's port on <see cref="Hostname"/>; 0 picks a free one (fix it where it must be exposed).</summary>
     public int DataPort { get; init; }
 
-    /// <summary>True when this node runs a data channel (enabled and not a TLS cluster).</summary>
-    public bool UsesDataChannel => EnableDataChannel && TlsCertificatePath is null;
+    /// <summary>True when this node runs a data channel.</summary>
+    public bool UsesDataChannel => EnableDataChannel;
+
+    /// <summary>
+    /// The secret the nodes of one cluster share: every data-channel connection proves it (<see cref="DataChannelHandshake"/>).
+    /// Null: the channel accepts any current member unauthenticated (a warning says so).
+    /// </summary>
+    public byte[]? ClusterSecret { get; init; }
 
     /// <summary>
     /// Chaos testing only: wraps the TCP transport in Akka's throttler adapter (<c>trttl</c>), so a test can blackhole
@@ -158,6 +165,12 @@ public sealed class ClusterNode : IAsyncDisposable
         return node;
     }
 
+    /// <summary>Akka remoting's TLS settings, written out rather than left to its defaults (the same values).</summary>
+    private const string TlsHocon = """
+        akka.remote.dot-netty.tcp.ssl.require-mutual-authentication = true
+        akka.remote.dot-netty.tcp.ssl.validate-certificate-hostname = false
+        """;
+
     private static void Configure(AkkaConfigurationBuilder builder, ClusterNodeSettings settings, NodeContext context)
     {
         var remote = new RemoteOptions
@@ -169,13 +182,18 @@ public sealed class ClusterNode : IAsyncDisposable
             SendBufferSize = RemotingSettings.FrameBytes,
             ReceiveBufferSize = RemotingSettings.FrameBytes,
         };
-        if (settings.TlsCertificatePath is { } certificate)
+        var certificate = settings.TlsCertificatePath is { } path
+            ? X509CertificateLoader.LoadPkcs12FromFile(path, settings.TlsCertificatePassword)
+            : null;
+        if (certificate is not null)
         {
-            // Every association is TLS, validated against the trust store: a node without a trusted certificate is refused.
+            // Every association is TLS, validated against the trust store (the system's, or SSL_CERT_FILE's): a node
+            // without a trusted certificate is refused. Written out rather than left to Akka's defaults: mutual TLS
+            // (both ends present the certificate), validation on, no hostname check (pods are addressed by IP).
             remote.EnableSsl = true;
             remote.Ssl = new SslOptions
             {
-                X509Certificate = X509CertificateLoader.LoadPkcs12FromFile(certificate, settings.TlsCertificatePassword),
+                X509Certificate = certificate,
                 SuppressValidation = false,
             };
         }
@@ -214,6 +232,7 @@ public sealed class ClusterNode : IAsyncDisposable
                 akka.cluster.sharding.coordinator-state.write-majority-plus = 0
                 akka.cluster.sharding.coordinator-state.read-majority-plus = 0
                 akka.cluster.sharding.updating-state-timeout = 2s
+                {{(certificate is not null ? TlsHocon : "")}}
                 {{(settings.EnableThrottler ? "akka.remote.dot-netty.tcp.applied-adapters = [trttl]" : "")}}
                 """, HoconAddMode.Prepend)
             .WithRemoting(remote)
@@ -230,11 +249,22 @@ public sealed class ClusterNode : IAsyncDisposable
             {
                 if (settings.UsesDataChannel)
                 {
+                    var network = new Core.Model.Network(Core.Training.TrainingSetup.SpecOf(context.Options));
                     var channel = DataChannel.Start(system, new DataChannelSettings
                     {
                         BindHostname = settings.Hostname,
                         Port = settings.DataPort,
+                        Secret = settings.ClusterSecret,
+                        Certificate = certificate,
+                        // The largest message of this job: a result vector, a weights version, or the data statistics.
+                        MaxFrameBytes = DataFrames.FrameLimitFor(Math.Max(Math.Max(network.ResultLength,
+                            (long)network.ParameterCount + network.BufferCount), 4L * network.InputSize)),
                     });
+                    if (settings.ClusterSecret is null)
+                    {
+                        system.Log.Warning("data channel: no cluster secret (--cluster-secret-file or DISTBP_CLUSTER_SECRET): " +
+                                           "any process that reaches port {0} and names a member is believed", channel.Endpoint.Port);
+                    }
                     system.ActorOf(Props.Create(() => new DataEndpointExchange(channel)), DataEndpointExchange.Name);
                 }
                 var cache = system.ActorOf(Props.Create(() => new WeightsCache(context)), "weights-cache");

@@ -33,6 +33,9 @@ public static class TrainingMetrics
     public static readonly Counter<long> FaultsHandled = Meter.CreateCounter<long>(
         "distbp_faults_handled_total", description: "worker faults the coordinator detected and handled");
 
+    public static readonly Counter<long> PeerRefusals = Meter.CreateCounter<long>(
+        "distbp_peer_refusals_total", description: "connections, frames and messages refused from peers, by reason");
+
     static TrainingMetrics()
     {
         Meter.CreateObservableGauge("distbp_samples_per_second", () => Volatile.Read(ref _samplesPerSecond),
@@ -65,6 +68,15 @@ public static class TrainingMetrics
         Volatile.Write(ref _loss, loss);
         Volatile.Write(ref _gradientNorm, gradientNorm);
     }
+
+    /// <summary>Counts one refusal of a peer's connection, frame or message under <paramref name="reason"/>.</summary>
+    public static void PeerRefused(string reason) => PeerRefusals.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    /// <summary>Counts one data-channel refusal (reason label: the refusal's name in kebab case).</summary>
+    public static void PeerRefused(Wire.PeerRefusal reason) => PeerRefused(KebabCase(reason.ToString()));
+
+    private static string KebabCase(string name) =>
+        string.Concat(name.Select((c, i) => char.IsUpper(c) ? (i > 0 ? "-" : "") + char.ToLowerInvariant(c) : c.ToString()));
 
     public static void SetWorkersAlive(int count) => Volatile.Write(ref _workersAlive, count);
 

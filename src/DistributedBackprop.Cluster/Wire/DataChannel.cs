@@ -1,7 +1,10 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
 using System.Runtime.Serialization;
 using System.Threading.Channels;
 using Akka.Actor;
@@ -21,6 +24,43 @@ public sealed record DataChannelSettings
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(2);
     /// <summary>After a failed connection, sends to that peer take the Akka path for this long before a new try.</summary>
     public TimeSpan RetryAfter { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The cluster secret every connection proves (<see cref="DataChannelHandshake"/>); null: unauthenticated.</summary>
+    public byte[]? Secret { get; init; }
+    /// <summary>When set, every connection runs over TLS with this certificate, both ways (mutual), validated as Akka
+    /// remoting validates its own: against the trust store, without a hostname check.</summary>
+    public X509Certificate2? Certificate { get; init; }
+    /// <summary>Largest frame body accepted: set from the job's largest tensor (<see cref="DataFrames.FrameLimitFor"/>).</summary>
+    public int MaxFrameBytes { get; init; } = DataFrames.MaxFrameBytes;
+    /// <summary>An inbound connection that has not completed its handshake by then is closed.</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>A frame whose body stops arriving for this long closes its connection (a peer may idle between frames).</summary>
+    public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Inbound connections from one node at once (one is the norm; a reconnect may overlap the old one).</summary>
+    public int MaxConnectionsPerPeer { get; init; } = 4;
+    /// <summary>Inbound connections at once, handshakes included: a flood of sockets costs at most this many.</summary>
+    public int MaxConnections { get; init; } = 64;
+}
+
+/// <summary>Why the data channel refused a connection or a frame (counted per reason, logged once each).</summary>
+public enum PeerRefusal
+{
+    /// <summary>No valid hello, no proof of the cluster secret, or a failed TLS handshake.</summary>
+    Unauthenticated,
+    /// <summary>The handshake did not complete in time.</summary>
+    HandshakeTimeout,
+    /// <summary>An authenticated node that is not a current member of the cluster.</summary>
+    NotMember,
+    /// <summary>Over the connection cap, per peer or in all.</summary>
+    TooManyConnections,
+    /// <summary>A length prefix past the job's frame limit.</summary>
+    OversizedFrame,
+    /// <summary>A frame body that stopped arriving.</summary>
+    ReadTimeout,
+    /// <summary>A frame that breaks the format, or a payload that does not deserialize.</summary>
+    MalformedFrame,
+    /// <summary>A frame whose sender is not on the node the connection authenticated, or whose target is not here.</summary>
+    ForgedSender,
 }
 
 /// <summary>
@@ -36,7 +76,11 @@ public sealed record DataChannelSettings
 /// queue full) <see cref="TrySend"/> says no and the caller uses the Akka path; frames still queued on a connection that
 /// breaks are re-sent over Akka, so the channel never loses what Akka would have delivered. A partition (chaos) cuts
 /// the channel as well as the Akka associations (<see cref="Cut"/>): frames are then neither sent nor accepted, as
-/// Akka's throttler blackholes them. Not for TLS clusters: the channel is plain TCP, so ClusterNode leaves it off there.
+/// Akka's throttler blackholes them.
+/// Trust: every inbound connection must complete <see cref="DataChannelHandshake"/> (proof of the cluster secret) within
+/// <see cref="DataChannelSettings.HandshakeTimeout"/>, over TLS when a certificate is set, and come from a current member
+/// (<see cref="Admit"/>); a frame's sender must be an actor of that node. Every buffer a peer can make this node hold is
+/// bounded: the frame limit comes from the job, the body buffer grows as bytes arrive, connections are capped.
 /// </remarks>
 public sealed class DataChannel : IExtension, IDisposable
 {
@@ -51,6 +95,10 @@ public sealed class DataChannel : IExtension, IDisposable
     // Cut peers and when each cut ends by itself (Environment.TickCount64; long.MaxValue: until restored).
     private readonly ConcurrentDictionary<Address, long> _cut = new();
     private readonly ConcurrentDictionary<Socket, byte> _inbound = new();
+    // Current members (fed by DataEndpointExchange): the only nodes whose connections are accepted.
+    private readonly ConcurrentDictionary<Address, byte> _members = new();
+    private readonly ConcurrentDictionary<Address, int> _connectionsPerPeer = new();
+    private readonly long[] _refusals = new long[Enum.GetValues<PeerRefusal>().Length];
     private readonly ConcurrentDictionary<string, IActorRef> _targets = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Type, int> _frameSizes = new();
     private readonly string _selfAddress;
@@ -89,12 +137,17 @@ public sealed class DataChannel : IExtension, IDisposable
     /// <summary>Frames this node handed to a connection since start.</summary>
     public long FramesSent => Interlocked.Read(ref _framesSent);
 
-    /// <summary>Inbound connections closed for a malformed or oversized frame.</summary>
-    public long ConnectionsRejected => Interlocked.Read(ref _connectionsRejected);
+    /// <summary>Inbound connections this node refused or closed, for any reason.</summary>
+    public long ConnectionsRejected => _refusals.Sum(r => Interlocked.Read(ref r));
+
+    /// <summary>Inbound connections refused or closed for <paramref name="reason"/>.</summary>
+    public long Refusals(PeerRefusal reason) => Interlocked.Read(ref _refusals[(int)reason]);
 
     private long _framesDelivered;
     private long _framesSent;
-    private long _connectionsRejected;
+
+    /// <summary><paramref name="node"/> is a member: its connections are accepted (once it proves the secret).</summary>
+    public void Admit(Address node) => _members[node] = 0;
 
     /// <summary>The node at <paramref name="node"/> listens for data at <paramref name="host"/>:<paramref name="port"/>.</summary>
     public void Learn(Address node, string host, int port)
@@ -103,9 +156,10 @@ public sealed class DataChannel : IExtension, IDisposable
         peer.Learn(new DnsEndPoint(host, port));
     }
 
-    /// <summary>The node left the cluster: close its connection and forget its endpoint.</summary>
+    /// <summary>The node left the cluster: close its connection, forget its endpoint, accept no more from it.</summary>
     public void Forget(Address node)
     {
+        _members.TryRemove(node, out _);
         if (_peers.TryRemove(node, out var peer))
         {
             peer.Close();
@@ -236,38 +290,63 @@ public sealed class DataChannel : IExtension, IDisposable
                 }
                 continue;
             }
+            if (_inbound.Count >= _settings.MaxConnections)
+            {
+                Refuse(PeerRefusal.TooManyConnections, socket.RemoteEndPoint?.ToString() ?? "?",
+                    $"{_settings.MaxConnections} connections are open already");
+                socket.Dispose();
+                continue;
+            }
             socket.NoDelay = true;
             _inbound[socket] = 0;
             _ = Task.Run(() => ReadLoop(socket));
         }
     }
 
-    /// <summary>Reads one inbound connection frame by frame, in order, until it closes or breaks the format.</summary>
+    /// <summary>A connection or frame refused for <see cref="Reason"/>; the connection is closed.</summary>
+    private sealed class RefusedException(PeerRefusal reason, string message) : Exception(message)
+    {
+        public PeerRefusal Reason { get; } = reason;
+    }
+
+    private void Refuse(PeerRefusal reason, string from, string why)
+    {
+        Interlocked.Increment(ref _refusals[(int)reason]);
+        Telemetry.TrainingMetrics.PeerRefused(reason);
+        _log.Warning("data channel: refused {0} ({1}): {2}", from, reason, why);
+    }
+
+    /// <summary>
+    /// Authenticates one inbound connection, then reads it frame by frame, in order, until it closes, breaks the
+    /// format or its bounds, or this node stops.
+    /// </summary>
     private async Task ReadLoop(Socket socket)
     {
         var from = socket.RemoteEndPoint?.ToString() ?? "?";
+        Address? node = null;
+        Stream? stream = null;
         try
         {
-            // The socket is closed in finally, after the rejection is counted and logged (tests wait on the close).
-            var stream = new NetworkStream(socket, ownsSocket: false);
-            var nodeText = await DataFrames.ReadHelloAsync(stream, _stop.Token);
-            if (!ActorPath.TryParseAddress(nodeText, out var node))
-            {
-                throw new MalformedFrameException($"the hello names '{nodeText}', which is not an actor system address");
-            }
+            // The socket is closed in finally, after the refusal is counted and logged (tests wait on the close).
+            stream = new NetworkStream(socket, ownsSocket: false);
+            (node, stream) = await Authenticate(stream, from);
             from = $"{node} ({from})";
+            if (_connectionsPerPeer.AddOrUpdate(node, 1, (_, n) => n + 1) > _settings.MaxConnectionsPerPeer)
+            {
+                throw new RefusedException(PeerRefusal.TooManyConnections,
+                    $"{_settings.MaxConnectionsPerPeer} connections from this node are open already");
+            }
             var prefix = new byte[sizeof(int)];
             while (true)
             {
-                await stream.ReadExactlyAsync(prefix, _stop.Token);
-                var length = DataFrames.BodyLength(prefix);
-                var body = ArrayPool<byte>.Shared.Rent(length);
+                await stream.ReadExactlyAsync(prefix, _stop.Token); // a member may idle between frames
+                var length = DataFrames.BodyLength(prefix, _settings.MaxFrameBytes);
+                var body = await ReadBody(stream, length);
                 try
                 {
-                    await stream.ReadExactlyAsync(body.AsMemory(0, length), _stop.Token);
                     if (!IsCut(node))
                     {
-                        Deliver(DataFrames.Parse(body.AsMemory(0, length)));
+                        Deliver(node, DataFrames.Parse(body.AsMemory(0, length)));
                     }
                 }
                 finally
@@ -276,10 +355,17 @@ public sealed class DataChannel : IExtension, IDisposable
                 }
             }
         }
+        catch (RefusedException e)
+        {
+            Refuse(e.Reason, from, e.Message);
+        }
+        catch (OversizedFrameException e)
+        {
+            Refuse(PeerRefusal.OversizedFrame, from, e.Message);
+        }
         catch (Exception e) when (e is MalformedFrameException or SerializationException)
         {
-            Interlocked.Increment(ref _connectionsRejected);
-            _log.Warning("data channel: closed the connection from {0}: {1}", from, e.Message);
+            Refuse(PeerRefusal.MalformedFrame, from, e.Message);
         }
         catch (Exception e) when (e is EndOfStreamException or IOException or SocketException or OperationCanceledException
                                       or ObjectDisposedException)
@@ -288,19 +374,135 @@ public sealed class DataChannel : IExtension, IDisposable
         }
         finally
         {
+            if (node is not null)
+            {
+                _connectionsPerPeer.AddOrUpdate(node, 0, (_, n) => n - 1);
+            }
             _inbound.TryRemove(socket, out _);
+            if (stream is not null)
+            {
+                await stream.DisposeAsync();
+            }
             socket.Dispose();
         }
     }
 
-    private void Deliver(DataFrame frame)
+    /// <summary>TLS (when configured), then the secret's handshake, within the handshake timeout; then membership.</summary>
+    private async Task<(Address Node, Stream Stream)> Authenticate(Stream stream, string from)
+    {
+        string nodeText;
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token))
+        {
+            timeout.CancelAfter(_settings.HandshakeTimeout);
+            try
+            {
+                if (_settings.Certificate is { } certificate)
+                {
+                    var tls = new SslStream(stream, leaveInnerStreamOpen: false);
+                    stream = tls;
+                    await tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+                    {
+                        ServerCertificate = certificate,
+                        ClientCertificateRequired = true,
+                        RemoteCertificateValidationCallback = IsTrusted,
+                    }, timeout.Token);
+                }
+                nodeText = await DataChannelHandshake.ServerAsync(stream, _selfAddress, _settings.Secret, timeout.Token);
+            }
+            catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
+            {
+                await stream.DisposeAsync();
+                throw new RefusedException(PeerRefusal.HandshakeTimeout, $"no handshake within {_settings.HandshakeTimeout}");
+            }
+            catch (Exception e) when (e is HandshakeRefusedException or AuthenticationException or EndOfStreamException
+                                          or IOException)
+            {
+                await stream.DisposeAsync();
+                throw new RefusedException(PeerRefusal.Unauthenticated, e.Message);
+            }
+            catch
+            {
+                await stream.DisposeAsync();
+                throw;
+            }
+        }
+        if (!ActorPath.TryParseAddress(nodeText, out var node) || !_members.ContainsKey(node))
+        {
+            await stream.DisposeAsync();
+            throw new RefusedException(PeerRefusal.NotMember, $"'{nodeText}' is not a member of this cluster");
+        }
+        return (node, stream);
+    }
+
+    /// <summary>
+    /// The peer's certificate is accepted as Akka remoting accepts one (<c>suppress-validation = false</c>, no hostname
+    /// check): it must chain to the trust store (the system's, or SSL_CERT_FILE's) and be valid now.
+    /// </summary>
+    private static bool IsTrusted(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors) =>
+        certificate is not null && (errors & ~SslPolicyErrors.RemoteCertificateNameMismatch) == SslPolicyErrors.None;
+
+    /// <summary>
+    /// Reads a frame body of <paramref name="length"/> bytes into a pooled buffer that grows as the bytes arrive, so a
+    /// length prefix alone makes this node hold nothing; a body that stops arriving for the read timeout is refused.
+    /// </summary>
+    private async Task<byte[]> ReadBody(Stream stream, int length)
+    {
+        const int FirstBuffer = 64 * 1024;
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(length, FirstBuffer));
+        var read = 0;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        try
+        {
+            while (read < length)
+            {
+                if (read == buffer.Length)
+                {
+                    var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(length, 2L * buffer.Length));
+                    buffer.AsSpan(0, read).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+                timeout.CancelAfter(_settings.ReadTimeout);
+                var n = await stream.ReadAsync(buffer.AsMemory(read, Math.Min(buffer.Length, length) - read), timeout.Token);
+                if (n == 0)
+                {
+                    throw new EndOfStreamException();
+                }
+                read += n;
+            }
+            return buffer;
+        }
+        catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw new RefusedException(PeerRefusal.ReadTimeout,
+                $"a frame of {length} bytes stopped after {read} for {_settings.ReadTimeout}");
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+    }
+
+    /// <summary>Delivers a frame from <paramref name="node"/>: its sender must be one of that node's actors.</summary>
+    private void Deliver(Address node, DataFrame frame)
     {
         var target = Resolve(frame.TargetPath);
         if (!TensorTransport.IsLocal(target))
         {
-            throw new MalformedFrameException($"the target '{frame.TargetPath}' is not an actor of this node");
+            throw new RefusedException(PeerRefusal.ForgedSender, $"the target '{frame.TargetPath}' is not an actor of this node");
         }
-        var sender = frame.SenderPath.Length == 0 ? ActorRefs.NoSender : Resolve(frame.SenderPath);
+        var sender = ActorRefs.NoSender;
+        if (frame.SenderPath.Length > 0)
+        {
+            if (!ActorPath.TryParse(frame.SenderPath, out var senderPath) || senderPath.Address != node)
+            {
+                throw new RefusedException(PeerRefusal.ForgedSender,
+                    $"the frame names the sender '{frame.SenderPath}', which is not an actor of {node}");
+            }
+            sender = Resolve(frame.SenderPath);
+        }
         var message = WireSerializer.Deserialize(frame.Payload, frame.Manifest);
         target.Tell(message, sender);
         Interlocked.Increment(ref _framesDelivered);
@@ -478,30 +680,41 @@ public sealed class DataChannel : IExtension, IDisposable
             try
             {
                 using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                Stream stream;
                 using (var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(_closed.Token))
                 {
                     connectTimeout.CancelAfter(Owner._settings.ConnectTimeout);
                     await socket.ConnectAsync(_endpoint, connectTimeout.Token);
+                    stream = new NetworkStream(socket, ownsSocket: false);
+                    if (Owner._settings.Certificate is { } certificate)
+                    {
+                        var tls = new SslStream(stream, leaveInnerStreamOpen: false);
+                        stream = tls;
+                        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+                        {
+                            TargetHost = _endpoint.Host,
+                            ClientCertificates = [certificate],
+                            RemoteCertificateValidationCallback = IsTrusted,
+                        }, connectTimeout.Token);
+                    }
+                    await DataChannelHandshake.ClientAsync(stream, Owner._selfAddress, _peer.Address.ToString(),
+                        Owner._settings.Secret, connectTimeout.Token);
                 }
-                await socket.SendAsync(DataFrames.Hello(Owner._selfAddress), SocketFlags.None, _closed.Token);
+                await using var _ = stream;
                 Owner._log.Info("data channel: connected to {0} at {1}", _peer.Address, _endpoint);
                 while (await _queue.Reader.WaitToReadAsync(_closed.Token))
                 {
                     while (_queue.Reader.TryRead(out current))
                     {
-                        var bytes = current.Frame.Bytes;
-                        while (!bytes.IsEmpty)
-                        {
-                            var sent = await socket.SendAsync(bytes, SocketFlags.None, _closed.Token);
-                            bytes = bytes[sent..];
-                        }
+                        await stream.WriteAsync(current.Frame.Bytes, _closed.Token);
                         Interlocked.Increment(ref Owner._framesSent);
                         current.Frame.Release();
                         current = null;
                     }
                 }
             }
-            catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException)
+            catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException
+                                          or HandshakeRefusedException or AuthenticationException)
             {
                 if (!_closed.IsCancellationRequested)
                 {

@@ -28,7 +28,11 @@ public sealed class DataEndpointExchange : ReceiveActor, IWithTimers
             }
         }
 
-        Receive<ClusterEvent.MemberUp>(up => Announce(up.Member.Address));
+        Receive<ClusterEvent.MemberUp>(up =>
+        {
+            channel.Admit(up.Member.Address);
+            Announce(up.Member.Address);
+        });
         Receive<AnnounceToAll>(_ =>
         {
             foreach (var member in _cluster.State.Members.Where(m => m.Status is MemberStatus.Up or MemberStatus.Leaving))
@@ -37,6 +41,8 @@ public sealed class DataEndpointExchange : ReceiveActor, IWithTimers
             }
         });
         Receive<ClusterEvent.MemberRemoved>(removed => channel.Forget(removed.Member.Address));
+        Receive<ClusterEvent.MemberDowned>(downed => channel.Forget(downed.Member.Address));
+        Receive<ClusterEvent.IMemberEvent>(member => channel.Admit(member.Member.Address));
         Receive<ClusterEvent.UnreachableMember>(u => channel.SetReachable(u.Member.Address, reachable: false));
         Receive<ClusterEvent.ReachableMember>(r => channel.SetReachable(r.Member.Address, reachable: true));
         Receive<DataEndpoint>(endpoint =>
@@ -48,7 +54,6 @@ public sealed class DataEndpointExchange : ReceiveActor, IWithTimers
                 channel.Learn(Sender.Path.Address, endpoint.Host, endpoint.Port);
             }
         });
-        Receive<ClusterEvent.IMemberEvent>(_ => { });
     }
 
     public ITimerScheduler Timers { get; set; } = null!;

@@ -6,7 +6,10 @@ using MessagePack;
 namespace DistributedBackprop.Cluster.Wire;
 
 /// <summary>A data-channel frame that breaks the format or its bounds; the connection that carried it is closed.</summary>
-public sealed class MalformedFrameException(string message) : Exception(message);
+public class MalformedFrameException(string message) : Exception(message);
+
+/// <summary>A frame whose length prefix is past the limit: refused before a byte of its body is read or held.</summary>
+public sealed class OversizedFrameException(string message) : MalformedFrameException(message);
 
 /// <summary>One frame read off a data connection: where it goes, as whom, and the message's manifest and payload.</summary>
 public readonly record struct DataFrame(string TargetPath, string SenderPath, string Manifest, ReadOnlyMemory<byte> Payload);
@@ -25,56 +28,29 @@ public sealed class OutgoingFrame(byte[] buffer, int length, int payloadOffset, 
 }
 
 /// <summary>
-/// The data channel's wire format (all integers little-endian). A connection opens with a hello naming the sending
-/// node; then each frame is
+/// The data channel's wire format (all integers little-endian). A connection opens with the handshake of
+/// <see cref="DataChannelHandshake"/>; then each frame is
 /// <c>int32 length | uint16 n, target path | uint16 n, sender path (0: no sender) | uint8 n, manifest | payload</c>,
 /// where length counts the bytes after itself and the payload is the <see cref="WireSerializer"/> bytes of the message.
 /// </summary>
 public static class DataFrames
 {
-    /// <summary>"DBPD" and a format version: a connection that starts otherwise is not ours and is closed.</summary>
-    public const uint HelloMagic = 0x44504244;
-    public const byte Version = 1;
-
     public const int MaxPathBytes = 2048;
     public const int MaxManifestBytes = 64;
 
-    /// <summary>Largest frame body: the serializer's own payload cap plus the largest header.</summary>
-    public const int MaxFrameBytes = WireSerializer.MaxPayloadBytes + 2 + MaxPathBytes + 2 + MaxPathBytes + 1 + MaxManifestBytes;
+    /// <summary>Largest frame body any node accepts: the serializer's own payload cap plus the largest header. A node
+    /// lowers it to what its job's messages need (<see cref="FrameLimitFor"/>).</summary>
+    public const int MaxFrameBytes = WireSerializer.MaxPayloadBytes + HeaderBytes;
 
+    private const int HeaderBytes = 2 + MaxPathBytes + 2 + MaxPathBytes + 1 + MaxManifestBytes;
     private const int LengthBytes = sizeof(int);
 
-    /// <summary>The hello that opens a connection from the node at <paramref name="nodeAddress"/>.</summary>
-    public static byte[] Hello(string nodeAddress)
-    {
-        var address = Encoding.UTF8.GetBytes(nodeAddress);
-        CheckLength(address.Length, MaxPathBytes, "node address");
-        var hello = new byte[4 + 1 + 2 + address.Length];
-        BinaryPrimitives.WriteUInt32LittleEndian(hello, HelloMagic);
-        hello[4] = Version;
-        BinaryPrimitives.WriteUInt16LittleEndian(hello.AsSpan(5), (ushort)address.Length);
-        address.CopyTo(hello, 7);
-        return hello;
-    }
-
-    /// <summary>Reads a hello and returns the node address it names.</summary>
-    public static async Task<string> ReadHelloAsync(Stream stream, CancellationToken cancel)
-    {
-        var head = new byte[7];
-        await stream.ReadExactlyAsync(head, cancel);
-        if (BinaryPrimitives.ReadUInt32LittleEndian(head) != HelloMagic || head[4] != Version)
-        {
-            throw new MalformedFrameException("the connection did not open with a distbp data-channel hello (version 1)");
-        }
-        var length = BinaryPrimitives.ReadUInt16LittleEndian(head.AsSpan(5));
-        if (length is 0 or > MaxPathBytes)
-        {
-            throw new MalformedFrameException($"the hello's node address length {length} is outside 1..{MaxPathBytes}");
-        }
-        var address = new byte[length];
-        await stream.ReadExactlyAsync(address, cancel);
-        return Decode(address, "node address");
-    }
+    /// <summary>
+    /// The frame limit for a job whose largest tensor has <paramref name="floats"/> floats (a result vector or a weights
+    /// version): the payload with room for MessagePack's framing and the other fields, plus the largest header.
+    /// </summary>
+    public static int FrameLimitFor(long floats) =>
+        (int)Math.Min(MaxFrameBytes, 4 * floats + 64 * 1024 + HeaderBytes);
 
     /// <summary>
     /// Encodes one frame into a pooled buffer: header first, then the message serialized straight after it (no
@@ -118,13 +94,13 @@ public static class DataFrames
         }
     }
 
-    /// <summary>Reads the frame length that precedes each body; throws for one outside 1..<see cref="MaxFrameBytes"/>.</summary>
-    public static int BodyLength(ReadOnlySpan<byte> prefix)
+    /// <summary>Reads the frame length that precedes each body; throws for one outside 5..<paramref name="limit"/>.</summary>
+    public static int BodyLength(ReadOnlySpan<byte> prefix, int limit = MaxFrameBytes)
     {
         var length = BinaryPrimitives.ReadInt32LittleEndian(prefix);
-        if (length < 2 + 2 + 1 || length > MaxFrameBytes)
+        if (length < 2 + 2 + 1 || length > limit)
         {
-            throw new MalformedFrameException($"frame length {length} is outside 5..{MaxFrameBytes}");
+            throw new OversizedFrameException($"frame length {length} is outside 5..{limit}");
         }
         return length;
     }

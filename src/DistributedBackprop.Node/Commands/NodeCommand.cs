@@ -21,7 +21,8 @@ public static class NodeCommand
     public static readonly HashSet<string> NodeValued =
         ["seeds", "hostname", "port", "public-hostname", "roles", "min-nodes", "join-timeout", "log-level", "cluster-name",
             "discovery", "management-port", "service-name", "contact-points", "contact-endpoints", "pod-label-selector",
-            "http-port", "http-hostname", "tls-certificate", "tls-certificate-password", "data-port", "data-channel"];
+            "http-port", "http-hostname", "tls-certificate", "tls-certificate-password", "data-port", "data-channel",
+            "cluster-secret-file"];
 
     public const string Help = """
         usage: distbp node [--seeds akka.tcp://distbp@HOST:PORT,...] [--hostname H] [--port P] [--roles worker]
@@ -31,7 +32,10 @@ public static class NodeCommand
           --hostname H          address to bind and advertise (default 127.0.0.1)
           --public-hostname H   address to advertise when it differs from the bound one
           --port P              remoting port (default 0: any free port)
-          --data-channel on|off on: tensors travel on their own TCP connections, not Akka remoting (default on; never with TLS)
+          --data-channel on|off on: tensors travel on their own TCP connections, not Akka remoting (default on; over TLS
+                                with --tls-certificate)
+          --cluster-secret-file F  the secret every node of the cluster shares (at least 16 bytes; or the secret itself
+                                in DISTBP_CLUSTER_SECRET): each data-channel connection proves it
           --data-port P         the data channel's port (default 0: any free port)
           --roles LIST          cluster roles (default worker)
           --min-nodes N         members to wait for before training starts (default 1)
@@ -168,6 +172,7 @@ public static class NodeCommand
             PodLabelSelector = args.String("pod-label-selector") ?? "app={0}",
             TlsCertificatePath = tlsCertificate,
             TlsCertificatePassword = args.String("tls-certificate-password"),
+            ClusterSecret = ClusterSecret.Read(args.String("cluster-secret-file")),
             EnableThrottler = args.Flag(ControlStdinOption),
         };
         var httpPort = args.String("http-port") is null ? (int?)null : TcpPort(args.Int("http-port", 0), "http-port");

@@ -24,6 +24,8 @@ public sealed class PrometheusExposition : IDisposable
         public double Sum { get; set; }
         public long Count { get; set; }
         public long[] BucketCounts { get; } = new long[Buckets.Length];
+        /// <summary>A counter's sums per label set (rendered as <c>{name="value",...}</c>), for measurements with tags.</summary>
+        public SortedDictionary<string, double> Labelled { get; } = new(StringComparer.Ordinal);
     }
 
     public PrometheusExposition()
@@ -39,14 +41,31 @@ public sealed class PrometheusExposition : IDisposable
                 listener.EnableMeasurementEvents(instrument);
             }
         };
-        _listener.SetMeasurementEventCallback<double>((instrument, value, _, _) => Record(instrument, value));
-        _listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => Record(instrument, value));
-        _listener.SetMeasurementEventCallback<int>((instrument, value, _, _) => Record(instrument, value));
+        _listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) => Record(instrument, value, Labels(tags)));
+        _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) => Record(instrument, value, Labels(tags)));
+        _listener.SetMeasurementEventCallback<int>((instrument, value, tags, _) => Record(instrument, value, Labels(tags)));
         _listener.Start();
         TrainingMetrics.EnsureCreated();
     }
 
-    private void Record(Instrument instrument, double value)
+    /// <summary>Tags as a Prometheus label set (names in order, values escaped), or "" for none.</summary>
+    private static string Labels(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        if (tags.IsEmpty)
+        {
+            return "";
+        }
+        var pairs = new List<string>(tags.Length);
+        foreach (var (key, value) in tags)
+        {
+            var text = Convert.ToString(value, CultureInfo.InvariantCulture) ?? "";
+            pairs.Add($"{key}=\"{text.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n")}\"");
+        }
+        pairs.Sort(StringComparer.Ordinal);
+        return "{" + string.Join(',', pairs) + "}";
+    }
+
+    private void Record(Instrument instrument, double value, string labels = "")
     {
         lock (_gate)
         {
@@ -56,6 +75,9 @@ public sealed class PrometheusExposition : IDisposable
             }
             switch (instrument)
             {
+                case Counter<long> or Counter<double> when labels.Length > 0:
+                    series.Labelled[labels] = series.Labelled.GetValueOrDefault(labels) + value;
+                    break;
                 case Counter<long> or Counter<double>:
                     series.Sum += value;
                     break;
@@ -92,7 +114,14 @@ public sealed class PrometheusExposition : IDisposable
                 {
                     case Counter<long> or Counter<double>:
                         text.Append("# TYPE ").Append(name).Append(" counter\n");
-                        text.Append(name).Append(' ').Append(Format(series.Sum)).Append('\n');
+                        if (series.Labelled.Count == 0 || series.Sum != 0)
+                        {
+                            text.Append(name).Append(' ').Append(Format(series.Sum)).Append('\n');
+                        }
+                        foreach (var (labels, sum) in series.Labelled)
+                        {
+                            text.Append(name).Append(labels).Append(' ').Append(Format(sum)).Append('\n');
+                        }
                         break;
                     case Histogram<double>:
                         text.Append("# TYPE ").Append(name).Append(" histogram\n");

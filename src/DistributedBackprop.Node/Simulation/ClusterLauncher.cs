@@ -35,6 +35,8 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string _seed = "";
     private (string Host, IReadOnlyList<string> Arguments) _self;
+    // One secret per run, shared by its nodes only (each data-channel connection proves it).
+    private readonly string _secret = Commands.ClusterSecret.New();
 
     public int Run(string? outPath, string? summaryPath, CancellationToken cancel) =>
         RunAsync(outPath, summaryPath, cancel).GetAwaiter().GetResult();
@@ -99,7 +101,8 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
     private NodeProcess StartNode(int index, int port, string seeds, int incarnation = 0)
     {
         var node = NodeProcess.Start(index, _self.Host, _self.Arguments, Arguments(port, seeds), launch.LogDir, output,
-            errors, control: launch.Chaos.Count > 0, incarnation);
+            errors, control: launch.Chaos.Count > 0, incarnation,
+            new Dictionary<string, string> { [Commands.ClusterSecret.EnvironmentVariable] = _secret });
         _chaos?.Attach(node);
         return node;
     }

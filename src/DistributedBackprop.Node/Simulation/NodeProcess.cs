@@ -58,7 +58,7 @@ public sealed partial class NodeProcess : IDisposable
 
     public static NodeProcess Start(int index, string host, IReadOnlyList<string> hostArguments,
         IReadOnlyList<string> arguments, string logDir, TextWriter output, TextWriter errors, bool control = false,
-        int incarnation = 0)
+        int incarnation = 0, IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(host)
         {
@@ -75,6 +75,11 @@ public sealed partial class NodeProcess : IDisposable
         foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("DISTBP_", StringComparison.Ordinal)).ToList())
         {
             start.Environment.Remove(name);
+        }
+        // ...except what the launcher sets for them on purpose (the run's cluster secret: off the command line).
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
         }
         var process = new Process { StartInfo = start };
         var logName = incarnation == 0 ? $"node-{index}.log" : $"node-{index}.{incarnation}.log";

@@ -21,11 +21,21 @@ public sealed class DataChannelTests : TestKit
     private readonly DataChannel _channelA;
     private readonly DataChannel _channelB;
 
+    private static readonly byte[] Secret = "a cluster secret of this test only"u8.ToArray();
+
     public DataChannelTests() : base(WireSamples.HostedSystem("chan-a", remoting: true))
     {
         _b = WireSamples.HostedSystem("chan-b", remoting: true);
-        _channelA = DataChannel.Start(Sys, new DataChannelSettings { RetryAfter = TimeSpan.FromMinutes(5) });
-        _channelB = DataChannel.Start(_b, new DataChannelSettings());
+        _channelA = DataChannel.Start(Sys, new DataChannelSettings { RetryAfter = TimeSpan.FromMinutes(5), Secret = Secret });
+        _channelB = DataChannel.Start(_b, new DataChannelSettings
+        {
+            Secret = Secret,
+            MaxFrameBytes = DataFrames.FrameLimitFor(2_000_000),
+            HandshakeTimeout = TimeSpan.FromSeconds(1),
+            ReadTimeout = TimeSpan.FromSeconds(1),
+            MaxConnectionsPerPeer = 2,
+            MaxConnections = 8,
+        });
     }
 
     protected override void AfterAll()
@@ -37,8 +47,11 @@ public sealed class DataChannelTests : TestKit
     private Address AddressA => ((ExtendedActorSystem)Sys).Provider.DefaultAddress;
     private Address AddressB => ((ExtendedActorSystem)_b).Provider.DefaultAddress;
 
+    /// <summary>A and B are members of one cluster and know each other's endpoint (a node's exchange does this).</summary>
     private void Introduce()
     {
+        _channelA.Admit(AddressB);
+        _channelB.Admit(AddressA);
         _channelA.Learn(AddressB, _channelB.Endpoint.Host, _channelB.Endpoint.Port);
         _channelB.Learn(AddressA, _channelA.Endpoint.Host, _channelA.Endpoint.Port);
     }
@@ -158,19 +171,34 @@ public sealed class DataChannelTests : TestKit
         Assert.Equal(4, ExpectMsg<WeightsVersion>(Patience).Version);
     }
 
-    /// <summary>Connects to B's channel, writes <paramref name="bytes"/>, and waits until B closes the connection.</summary>
-    private async Task AssertClosedAfter(byte[] bytes)
+    /// <summary>
+    /// Connects to B's channel, completes the handshake as <paramref name="node"/> with <paramref name="secret"/> when
+    /// given, writes <paramref name="bytes"/>, and waits until B closes the connection.
+    /// </summary>
+    private async Task AssertClosedAfter(byte[] bytes, string? node = null, byte[]? secret = null, bool shutdown = true)
     {
         using var client = new TcpClient();
         await client.ConnectAsync(_channelB.Endpoint.Host, _channelB.Endpoint.Port);
         var stream = client.GetStream();
-        await stream.WriteAsync(bytes);
-        client.Client.Shutdown(SocketShutdown.Send); // a frame that promises more bytes than it has ends here
         using var deadline = new CancellationTokenSource(Patience);
-        var buffer = new byte[16];
+        if (node is not null)
+        {
+            await DataChannelHandshake.ClientAsync(stream, node, AddressB.ToString(), secret, deadline.Token);
+        }
+        await stream.WriteAsync(bytes);
+        if (shutdown)
+        {
+            client.Client.Shutdown(SocketShutdown.Send); // a frame that promises more bytes than it has ends here
+        }
+        await ReadUntilClosed(stream, deadline.Token);
+    }
+
+    private static async Task ReadUntilClosed(Stream stream, CancellationToken deadline)
+    {
+        var buffer = new byte[256];
         try
         {
-            while (await stream.ReadAsync(buffer, deadline.Token) > 0)
+            while (await stream.ReadAsync(buffer, deadline) > 0)
             {
             }
         }
@@ -207,21 +235,19 @@ public sealed class DataChannelTests : TestKit
     }
 
     [Fact]
-    public async Task Malformed_frames_close_their_connection_and_the_node_keeps_working()
+    public async Task Malformed_frames_from_a_member_close_their_connection_and_the_node_keeps_working()
     {
         Introduce();
         var echo = RemoteEcho();
-        var hello = DataFrames.Hello(AddressA.ToString());
+        var a = AddressA.ToString();
         var target = echo.Path.ToSerializationFormat();
 
-        await AssertClosedAfter(Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\n\r\n"));                            // not a hello
-        await AssertClosedAfter([.. hello, .. BitConverter.GetBytes(int.MaxValue)]);                            // oversized
-        await AssertClosedAfter([.. hello, .. BitConverter.GetBytes(-1)]);                                      // negative length
-        await AssertClosedAfter([.. hello, .. Frame(target, "", "zz", [0x90])]);                                // unknown manifest
-        await AssertClosedAfter([.. hello, .. Frame(target, "", "sr", [0x98, 0xA1, (byte)'r', 0x01])]);         // truncated payload
-        await AssertClosedAfter([.. hello, .. Frame(target, "", "pw", [0x92, 0xA1, (byte)'r', 0x01], 9000)]); // length past the frame
-        await AssertClosedAfter([.. hello, .. Frame("akka.tcp://elsewhere@10.9.9.9:1/user/x", "", "pw", [0x92, 0xA1, (byte)'r', 0x01])]);
-        Assert.Equal(6, _channelB.ConnectionsRejected); // the one that claimed 9000 bytes ended without them: a plain close
+        await AssertClosedAfter([.. BitConverter.GetBytes(-1)], a, Secret);                                      // negative length
+        await AssertClosedAfter(Frame(target, "", "zz", [0x90]), a, Secret);                                     // unknown manifest
+        await AssertClosedAfter(Frame(target, "", "sr", [0x98, 0xA1, (byte)'r', 0x01]), a, Secret);              // truncated payload
+        await AssertClosedAfter(Frame(target, "", "pw", [0x92, 0xA1, (byte)'r', 0x01], 9000), a, Secret);       // length past the frame
+        Assert.Equal(2, _channelB.Refusals(PeerRefusal.MalformedFrame)); // the one that claimed 9000 bytes ended without them: a plain close
+        Assert.Equal(1, _channelB.Refusals(PeerRefusal.OversizedFrame)); // -1 is outside 5..limit
 
         // B still takes frames over a good connection.
         var client = LocalEndpoint();
@@ -229,6 +255,114 @@ public sealed class DataChannelTests : TestKit
         client.Tell(new SendVia(echo, weights));
         WireSamples.AssertBitEqual(weights, ExpectMsg<WeightsVersion>(Patience));
         Assert.Equal(1, _channelB.FramesDelivered);
+    }
+
+    [Fact]
+    public async Task A_peer_without_the_secret_is_refused_before_it_can_send_a_frame()
+    {
+        Introduce();
+        var echo = RemoteEcho();
+        var pull = Frame(echo.Path.ToSerializationFormat(), "", "pw", [0x92, 0xA1, (byte)'r', 0x01]);
+
+        await AssertClosedAfter(Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\n\r\n"));                             // not a hello
+        // A proof made with another secret (or replayed from an earlier connection: the server's nonce is fresh each
+        // time, so an old proof fits no new connection), sent straight after the hello with a frame behind it.
+        var hello = DataChannelHandshake.Hello(AddressA.ToString(), new byte[DataChannelHandshake.NonceBytes]);
+        await AssertClosedAfter([.. hello, .. System.Security.Cryptography.HMACSHA256.HashData("another secret"u8, hello), .. pull]);
+        await AssertClosedAfter([.. hello, .. new byte[DataChannelHandshake.ProofBytes], .. pull]);
+        // A node without the secret refuses a server that proves one it cannot check, and gives up.
+        await Assert.ThrowsAsync<HandshakeRefusedException>(() => AssertClosedAfter(pull, AddressA.ToString(), secret: null));
+
+        Assert.Equal(0, _channelB.FramesDelivered);
+        AwaitCondition(() => _channelB.Refusals(PeerRefusal.Unauthenticated) == 4, Patience);
+    }
+
+    [Fact]
+    public async Task A_silent_socket_is_closed_at_the_handshake_timeout_and_a_stalled_frame_at_the_read_timeout()
+    {
+        Introduce();
+        var echo = RemoteEcho();
+        using var deadline = new CancellationTokenSource(Patience);
+
+        using (var idle = new TcpClient())
+        {
+            await idle.ConnectAsync(_channelB.Endpoint.Host, _channelB.Endpoint.Port);
+            await ReadUntilClosed(idle.GetStream(), deadline.Token); // B closes it: nothing was sent
+        }
+        Assert.Equal(1, _channelB.Refusals(PeerRefusal.HandshakeTimeout));
+
+        // A member promises a frame of 1 MB and sends 10 bytes of it: B holds at most what arrived, then gives up.
+        var stalled = Frame(echo.Path.ToSerializationFormat(), "", "pw", new byte[10], claimedLength: 1_000_000);
+        await AssertClosedAfter(stalled, AddressA.ToString(), Secret, shutdown: false);
+        Assert.Equal(1, _channelB.Refusals(PeerRefusal.ReadTimeout));
+    }
+
+    [Fact]
+    public async Task A_length_prefix_past_the_jobs_frame_limit_is_refused_before_any_body_is_read()
+    {
+        Introduce();
+        // The old limit was 256 MiB whatever the job: B's job has 2,000,000 floats at most.
+        await AssertClosedAfter(BitConverter.GetBytes(DataFrames.FrameLimitFor(2_000_000) + 1), AddressA.ToString(), Secret,
+            shutdown: false);
+        Assert.Equal(1, _channelB.Refusals(PeerRefusal.OversizedFrame));
+    }
+
+    [Fact]
+    public async Task A_node_that_is_no_member_is_refused_even_with_the_secret()
+    {
+        Introduce();
+        await AssertClosedAfter([], "akka.tcp://chan-a@127.0.0.1:1", Secret, shutdown: false);
+        Assert.Equal(1, _channelB.Refusals(PeerRefusal.NotMember));
+        _channelB.Forget(AddressA); // a member that left
+        await AssertClosedAfter([], AddressA.ToString(), Secret, shutdown: false);
+        Assert.Equal(2, _channelB.Refusals(PeerRefusal.NotMember));
+    }
+
+    [Fact]
+    public async Task A_frame_whose_sender_is_on_another_node_is_refused_and_not_delivered()
+    {
+        Introduce();
+        var echo = RemoteEcho();
+        var target = echo.Path.ToSerializationFormat();
+        var forged = $"akka.tcp://chan-b@127.0.0.1:{AddressB.Port}/user/coordinator#1"; // "from" B's own coordinator
+        await AssertClosedAfter(Frame(target, forged, "pw", [0x92, 0xA1, (byte)'r', 0x01]), AddressA.ToString(), Secret);
+        await AssertClosedAfter(Frame("akka.tcp://elsewhere@10.9.9.9:1/user/x", "", "pw", [0x92, 0xA1, (byte)'r', 0x01]),
+            AddressA.ToString(), Secret);
+        Assert.Equal(2, _channelB.Refusals(PeerRefusal.ForgedSender));
+        Assert.Equal(0, _channelB.FramesDelivered);
+    }
+
+    [Fact]
+    public async Task Connections_past_the_caps_are_closed_at_once()
+    {
+        Introduce();
+        using var deadline = new CancellationTokenSource(Patience);
+        var open = new List<TcpClient>();
+        try
+        {
+            // Two authenticated connections from A are allowed; the third is refused.
+            for (var i = 0; i < 3; i++)
+            {
+                var client = new TcpClient();
+                open.Add(client);
+                await client.ConnectAsync(_channelB.Endpoint.Host, _channelB.Endpoint.Port);
+                await DataChannelHandshake.ClientAsync(client.GetStream(), AddressA.ToString(), AddressB.ToString(), Secret, deadline.Token);
+            }
+            await ReadUntilClosed(open[2].GetStream(), deadline.Token);
+            Assert.Equal(1, _channelB.Refusals(PeerRefusal.TooManyConnections));
+            // In all, 8: the ninth socket is closed before its handshake.
+            for (var i = 0; i < 7; i++)
+            {
+                var client = new TcpClient();
+                open.Add(client);
+                await client.ConnectAsync(_channelB.Endpoint.Host, _channelB.Endpoint.Port);
+            }
+            AwaitCondition(() => _channelB.Refusals(PeerRefusal.TooManyConnections) >= 2, Patience);
+        }
+        finally
+        {
+            open.ForEach(c => c.Dispose());
+        }
     }
 
     [Fact]
@@ -244,7 +378,8 @@ public sealed class DataChannelTests : TestKit
             Assert.Equal("akka.tcp://s@h:2/user/u#2", parsed.SenderPath);
             Assert.Equal(message, WireSerializer.Deserialize(parsed.Payload, parsed.Manifest));
             Assert.Throws<MalformedFrameException>(() => DataFrames.Parse(frame.Bytes[4..10]));
-            Assert.Throws<MalformedFrameException>(() => DataFrames.BodyLength(BitConverter.GetBytes(DataFrames.MaxFrameBytes + 1)));
+            Assert.Throws<OversizedFrameException>(() => DataFrames.BodyLength(BitConverter.GetBytes(DataFrames.MaxFrameBytes + 1)));
+            Assert.Throws<OversizedFrameException>(() => DataFrames.BodyLength(BitConverter.GetBytes(1001), limit: 1000));
         }
         finally
         {
