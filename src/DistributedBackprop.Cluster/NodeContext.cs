@@ -106,6 +106,20 @@ public sealed class NodeContext
         }
     }
 
+    /// <summary>
+    /// The most bytes one message of this job may take on the wire: its largest tensor (a result vector, a weights
+    /// version, or the data statistics) with room for the framing. Frames and chunked transfers past it are refused.
+    /// </summary>
+    public int LargestMessageBytes
+    {
+        get
+        {
+            var network = new Core.Model.Network(TrainingSetup.SpecOf(Options));
+            return Wire.DataFrames.FrameLimitFor(Math.Max(Math.Max(network.ResultLength,
+                (long)network.ParameterCount + network.BufferCount), 4L * network.InputSize));
+        }
+    }
+
     /// <summary>Result buffers shared by the workers and the coordinator of this process (no per-step allocation).</summary>
     public BufferPool Pool
     {

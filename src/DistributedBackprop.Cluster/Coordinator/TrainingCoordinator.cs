@@ -5,6 +5,7 @@ using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Akka.Event;
 using DistributedBackprop.Cluster.Telemetry;
+using DistributedBackprop.Cluster.Trust;
 using DistributedBackprop.Cluster.Wire;
 using DistributedBackprop.Core;
 using DistributedBackprop.Core.Checkpoints;
@@ -84,7 +85,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _context = context;
         _workers = workers;
         _transport = TensorTransport.For(Context.System);
-        _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System));
+        _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System),
+            maxTransferBytes: context.LargestMessageBytes);
         _runId = context.ConfigHash;
         _workerIds = Enumerable.Range(0, context.Options.Workers).Select(Hosting.WorkerMessageExtractor.WorkerId).ToArray();
         _work = new WorkAssignment(context.Options.Slices, _workerIds);
@@ -137,6 +139,10 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         // and is still compared with the copy that won.
         Receive<SliceResult>(late =>
         {
+            if (!FromWorker(late, late.WorkerId))
+            {
+                return;
+            }
             if (late.RunId == _runId)
             {
                 _work.Answered(late.WorkerId);
@@ -185,12 +191,14 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         });
         Receive<WorkerStarted>(started =>
         {
-            if (started.RunId != _runId)
+            if (started.RunId != _runId || !FromWorker(started, started.WorkerId))
             {
                 return;
             }
-            _placement[started.WorkerId] = started.NodeAddress;
-            if (_members.Any(m => m.ToString() == started.NodeAddress && !_unreachable.Contains(m)))
+            // Where the worker runs is where its answer came from, not what the message says.
+            var node = Senders.NodeOf(Sender, Context.System);
+            _placement[started.WorkerId] = node.ToString();
+            if (_members.Contains(node) && !_unreachable.Contains(node))
             {
                 _work.MarkAlive(started.WorkerId);
             }
@@ -215,28 +223,39 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         });
         Receive<RegisterNode>(node =>
         {
+            // The node is the one the registration came from (its agent), and must be a member.
+            if (!FromMember(node))
+            {
+                return;
+            }
+            var address = Senders.NodeOf(Sender, Context.System);
             var accepted = node.ConfigHash == _context.ConfigHash;
             if (!accepted)
             {
-                _log.Warning("refused node {0}: configuration hash {1} differs from the coordinator's {2}",
-                    node.Address, node.ConfigHash, _context.ConfigHash);
+                _log.Warning("refused node {0}: its configuration hash {1} differs from the coordinator's {2}",
+                    address, node.ConfigHash, _context.ConfigHash);
             }
-            Sender.Tell(new NodeVerdict(accepted, _runId, accepted ? "" :
-                $"this node was started with training options (hash {node.ConfigHash}) that differ from the coordinator's (hash {_context.ConfigHash}); start every node with the same options"));
-            if (accepted && _accepted.Add(node.Address))
+            // A refused node learns nothing of this run (neither its id nor its options' hash).
+            Sender.Tell(new NodeVerdict(accepted, accepted ? _runId : "", accepted ? "" :
+                $"this node was started with training options (hash {node.ConfigHash}) that differ from the coordinator's; start every node with the same options"));
+            if (accepted && _accepted.Add(address.ToString()))
             {
                 _onMembersChanged?.Invoke();
             }
         });
         Receive<TensorChunk>(chunk =>
         {
-            if (_assembler.TryAccept(Sender, chunk, out var complete) && complete is not null)
+            if (Senders.Reassemble(_assembler, Sender, Context.System, _log, chunk) is { } complete)
             {
                 Self.Forward(complete);
             }
         });
         Receive<PullWeights>(pull =>
         {
+            if (!FromMember(pull))
+            {
+                return;
+            }
             if (_current is not null && pull.RunId == _runId && pull.Version == _current.Version)
             {
                 SendWeights(Sender, _current);
@@ -244,7 +263,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         });
         Receive<WorkFailed>(failed =>
         {
-            if (failed.RunId != _runId)
+            if (failed.RunId != _runId || !FromWorker(failed, failed.WorkerId))
             {
                 return;
             }
@@ -370,8 +389,15 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             Common();
             Receive<StatisticsResult>(result =>
             {
-                if (result.RunId != _runId || result.Chunk < 0 || result.Chunk >= chunks || partials[result.Chunk] is not null)
+                if (result.RunId != _runId || result.Chunk < 0 || result.Chunk >= chunks || partials[result.Chunk] is not null
+                    || !FromMember(result))
                 {
+                    return;
+                }
+                var rows = Math.Min(chunkRows, train.Count - (long)result.Chunk * chunkRows);
+                if (result.Count != rows || result.Mean.Length != train.FeatureCount || result.M2.Length != train.FeatureCount)
+                {
+                    Senders.Drop(_log, result, Sender, $"statistics of chunk {result.Chunk} with the wrong shape");
                     return;
                 }
                 partials[result.Chunk] = new FeatureStatistics(result.Count, result.Mean, result.M2);
@@ -490,6 +516,10 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     private void OnSliceResult(SliceResult result)
     {
+        if (!FromWorker(result, result.WorkerId))
+        {
+            return;
+        }
         var state = _state!;
         var setup = _setup!;
         var node = new TreeNode(result.Level, result.Index);
@@ -667,7 +697,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             Receive<EvaluationResult>(result =>
             {
                 if (result.RunId != _runId || result.Version != version || result.Chunk < 0 || result.Chunk >= chunks
-                    || done[result.Chunk])
+                    || done[result.Chunk] || !FromMember(result))
                 {
                     return;
                 }
@@ -915,6 +945,22 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     }
 
     // ---- helpers ----
+
+    /// <summary>
+    /// A worker's message is believed only from that worker: the sending actor is named by the worker id (a sharding
+    /// entity's name is its id) and lives on a member. A wrong one is dropped and counted.
+    /// </summary>
+    private bool FromWorker(object message, string workerId)
+    {
+        if (Sender.Path.Name == workerId && Senders.IsLocalOrMember(Sender, Context.System))
+        {
+            return true;
+        }
+        Senders.Drop(_log, message, Sender, $"only worker {workerId} on a member node may send it");
+        return false;
+    }
+
+    private bool FromMember(object message) => Senders.FromMember(Sender, Context.System, _log, message);
 
     /// <summary>Cuts work items into contiguous runs, one per live worker that is not silent.</summary>
     private IEnumerable<(string Worker, int First, int Count)> Spread(IReadOnlyList<int> items)

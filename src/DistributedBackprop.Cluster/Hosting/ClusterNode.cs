@@ -249,16 +249,13 @@ public sealed class ClusterNode : IAsyncDisposable
             {
                 if (settings.UsesDataChannel)
                 {
-                    var network = new Core.Model.Network(Core.Training.TrainingSetup.SpecOf(context.Options));
                     var channel = DataChannel.Start(system, new DataChannelSettings
                     {
                         BindHostname = settings.Hostname,
                         Port = settings.DataPort,
                         Secret = settings.ClusterSecret,
                         Certificate = certificate,
-                        // The largest message of this job: a result vector, a weights version, or the data statistics.
-                        MaxFrameBytes = DataFrames.FrameLimitFor(Math.Max(Math.Max(network.ResultLength,
-                            (long)network.ParameterCount + network.BufferCount), 4L * network.InputSize)),
+                        MaxFrameBytes = context.LargestMessageBytes,
                     });
                     if (settings.ClusterSecret is null)
                     {

@@ -43,10 +43,17 @@ public sealed class ChunkAssembler
     /// <summary>Upper bound on chunks in one transfer (256 MiB in 4 KiB chunks).</summary>
     public const int MaxChunksPerTransfer = 1 << 16;
 
+    /// <summary>A transfer with no chunk for this long is dropped: its sender died or lost a chunk.</summary>
+    public static readonly TimeSpan DefaultMaxIdle = TimeSpan.FromSeconds(30);
+
     private readonly Dictionary<string, Pending> _pending = new(StringComparer.Ordinal);
+    private readonly Func<long> _clock;
     private long _arrivals;
 
-    public ChunkAssembler(WireSerializer serializer, int maxPendingTransfers = 16, int maxTransferBytes = WireSerializer.MaxPayloadBytes)
+    /// <param name="maxTransferBytes">the largest message of the job (a node passes its <see cref="NodeContext.LargestMessageBytes"/>).</param>
+    /// <param name="clock">milliseconds, for the idle expiry (default <see cref="Environment.TickCount64"/>).</param>
+    public ChunkAssembler(WireSerializer serializer, int maxPendingTransfers = 16, int maxTransferBytes = WireSerializer.MaxPayloadBytes,
+        TimeSpan? maxIdle = null, Func<long>? clock = null)
     {
         ArgumentNullException.ThrowIfNull(serializer);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxPendingTransfers, 1);
@@ -54,7 +61,12 @@ public sealed class ChunkAssembler
         Serializer = serializer;
         MaxPendingTransfers = maxPendingTransfers;
         MaxTransferBytes = maxTransferBytes;
+        MaxIdle = maxIdle ?? DefaultMaxIdle;
+        _clock = clock ?? (() => Environment.TickCount64);
     }
+
+    /// <summary>A pending transfer that gets no chunk for this long is discarded at the next arrival of any chunk.</summary>
+    public TimeSpan MaxIdle { get; }
 
     public WireSerializer Serializer { get; }
 
@@ -89,6 +101,7 @@ public sealed class ChunkAssembler
     public ChunkOutcome Accept(IActorRef sender, TensorChunk chunk)
     {
         ArgumentNullException.ThrowIfNull(chunk);
+        ExpireIdle();
         var key = sender?.Path.ToSerializationFormat() ?? "<no sender>";
         var where = $"transfer {chunk.TransferId} from {key}";
         if (chunk.Count < 1 || chunk.Count > MaxChunksPerTransfer)
@@ -157,7 +170,7 @@ public sealed class ChunkAssembler
         {
             return Drop(key, chunk.TransferId, $"{where} exceeds {MaxTransferBytes} bytes.");
         }
-        pending.Add(chunk.Bytes, ++_arrivals);
+        pending.Add(chunk.Bytes, ++_arrivals, _clock());
         if (pending.Received < pending.Count)
         {
             return ChunkOutcome.Pending;
@@ -183,6 +196,21 @@ public sealed class ChunkAssembler
         return ChunkOutcome.Rejected(reason);
     }
 
+    /// <summary>Drops transfers idle past <see cref="MaxIdle"/>: what a peer started and never finished is not held for ever.</summary>
+    private void ExpireIdle()
+    {
+        if (_pending.Count == 0)
+        {
+            return;
+        }
+        var now = _clock();
+        foreach (var key in _pending.Where(p => now - p.Value.LastSeen > (long)MaxIdle.TotalMilliseconds).Select(p => p.Key).ToList())
+        {
+            _pending.Remove(key);
+            DiscardedTransfers++;
+        }
+    }
+
     private void EvictIfFull()
     {
         while (_pending.Count >= MaxPendingTransfers)
@@ -203,12 +231,14 @@ public sealed class ChunkAssembler
         public int Received => _parts.Count;
         public int Bytes { get; private set; }
         public long LastArrival { get; private set; }
+        public long LastSeen { get; private set; }
 
-        public void Add(byte[] part, long arrival)
+        public void Add(byte[] part, long arrival, long now)
         {
             _parts.Add(part);
             Bytes += part.Length;
             LastArrival = arrival;
+            LastSeen = now;
         }
 
         public byte[] Join()

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using DistributedBackprop.Cluster.Trust;
 using DistributedBackprop.Cluster.Wire;
 
 namespace DistributedBackprop.Cluster.Workers;
@@ -25,7 +26,7 @@ public sealed class NodeAgent : ReceiveActor, IWithTimers
         Receive<Register>(_ => _coordinator.Tell(new RegisterNode(_cluster.SelfAddress.ToString(), _context.ConfigHash)));
         Receive<NodeVerdict>(verdict =>
         {
-            if (verdict.Accepted)
+            if (!FromMember(verdict) || verdict.Accepted)
             {
                 return;
             }
@@ -34,7 +35,7 @@ public sealed class NodeAgent : ReceiveActor, IWithTimers
         });
         Receive<JobFinished>(finished =>
         {
-            if (finished.RunId == _context.ConfigHash)
+            if (FromMember(finished) && finished.RunId == _context.ConfigHash)
             {
                 _context.Finished.TrySetResult(new JobOutcome(finished.ExitCode, finished.Message, null));
             }
@@ -42,6 +43,8 @@ public sealed class NodeAgent : ReceiveActor, IWithTimers
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
+
+    private bool FromMember(object message) => Senders.FromMember(Sender, Context.System, _log, message);
 
     private sealed class Register
     {

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using DistributedBackprop.Cluster.Trust;
 using DistributedBackprop.Cluster.Wire;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Model;
@@ -34,16 +35,22 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
     public WeightsCache(NodeContext context)
     {
         _context = context;
-        _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System));
+        _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System),
+            maxTransferBytes: context.LargestMessageBytes);
+        // Weights, the normaliser and their chunks are believed only from this process or a member (Senders).
         Receive<TensorChunk>(chunk =>
         {
-            if (_assembler.TryAccept(Sender, chunk, out var complete) && complete is not null)
+            if (Senders.Reassemble(_assembler, Sender, Context.System, _log, chunk) is { } complete)
             {
                 Self.Forward(complete);
             }
         });
         Receive<NormaliserReady>(ready =>
         {
+            if (!FromMember(ready))
+            {
+                return;
+            }
             _coordinator = Sender;
             _runId = ready.RunId;
             _context.UseNormaliser(new FeatureNormaliser(ready.Mean, ready.Std));
@@ -59,8 +66,14 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
         });
     }
 
+    private bool FromMember(object message) => Senders.FromMember(Sender, Context.System, _log, message);
+
     private void OnWeights(WeightsVersion message)
     {
+        if (!FromMember(message))
+        {
+            return;
+        }
         if (!Sender.IsNobody())
         {
             _coordinator = Sender;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using DistributedBackprop.Cluster.Telemetry;
+using DistributedBackprop.Cluster.Trust;
 using DistributedBackprop.Cluster.Wire;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Model;
@@ -85,25 +86,36 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
     {
         Receive<StopWorker>(_ => Context.Stop(Self));
         // The provider's address is the cluster's self address (and still an address outside a cluster, in tests).
-        Receive<StartWorker>(start => Sender.Tell(new WorkerStarted(start.RunId, _workerId,
-            ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString())));
+        Receive<StartWorker>(start =>
+        {
+            if (FromMember(start))
+            {
+                Sender.Tell(new WorkerStarted(start.RunId, _workerId,
+                    ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString()));
+            }
+        });
         Receive<ComputeSlices>(job =>
         {
-            if (IsThisRun(job.RunId, job.Step))
+            if (FromMember(job) && IsThisRun(job.RunId, job.Step) && InRange(job, job.FirstSlice, job.SliceCount,
+                    _context.Options.Slices, "slices") && InRange(job, job.Step, 1, TotalSteps, "steps"))
             {
                 WithWeights(job.RunId, job.Version, Sender, weights => ComputeSlices(job, weights));
             }
         });
         Receive<EvaluateChunks>(job =>
         {
-            if (IsThisRun(job.RunId, job.Version))
+            if (FromMember(job) && IsThisRun(job.RunId, job.Version)
+                && InRange(job, job.FirstChunk, job.ChunkCount, Evaluator.ChunkCount(_context.RawData.Test.Count), "evaluation chunks"))
             {
                 WithWeights(job.RunId, job.Version, Sender, weights => Evaluate(job, weights));
             }
         });
         Receive<ComputeStatistics>(job =>
         {
-            if (IsThisRun(job.RunId, -1))
+            if (FromMember(job) && IsThisRun(job.RunId, -1)
+                && InRange(job, job.ChunkRows, 1, FeatureStatistics.DefaultChunkRows + 1, "rows per chunk")
+                && InRange(job, job.FirstChunk, job.ChunkCount,
+                    (_context.RawData.Train.Count + job.ChunkRows - 1) / job.ChunkRows, "statistics chunks"))
             {
                 Start(Sender, job.RunId, -1, () => Statistics(job));
             }
@@ -120,8 +132,8 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         {
             return true;
         }
-        Sender.Tell(new WorkFailed(runId, step, _workerId,
-            $"run {runId} is not this node's run {_context.ConfigHash}; the job was refused"));
+        // The reply names no run id: neither the job's nor this node's.
+        Sender.Tell(new WorkFailed(runId, step, _workerId, "the job is of another run; refused"));
         return false;
     }
 
@@ -197,6 +209,24 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
     {
         Become(Idle);
         Stash.UnstashAll();
+    }
+
+    private long TotalSteps => (long)(_context.RawData.Train.Count / _context.Options.Batch) * _context.Options.Epochs;
+
+    private bool FromMember(object job) => Senders.FromMember(Sender, Context.System, _log, job);
+
+    /// <summary>
+    /// A job's range [<paramref name="first"/>, first + <paramref name="count"/>) must lie in [0, <paramref name="limit"/>)
+    /// and be non-empty: a job that asks for more would make this worker loop or index out of its data.
+    /// </summary>
+    private bool InRange(object job, long first, long count, long limit, string what)
+    {
+        if (first >= 0 && count > 0 && first + count <= limit)
+        {
+            return true;
+        }
+        Senders.Drop(_log, job, Sender, $"{what} {first}..{first + count - 1} are outside 0..{limit - 1}");
+        return false;
     }
 
     private TrainingSetup RequireSetup() =>

@@ -106,6 +106,13 @@ public sealed class DashboardServer : IAsyncDisposable, IDisposable
         {
             var feed = await followed.WaitAsync(cancel);
             using var subscription = feed.Subscribe();
+            if (subscription is null)
+            {
+                http.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                http.Response.ContentType = "text/plain; charset=utf-8";
+                await http.Response.WriteAsync($"{RunFeed.MaxSubscribers} browsers follow this run already; try again later.\n", cancel);
+                return;
+            }
             var hello = JsonSerializer.Serialize(new Dictionary<string, string> { ["run_dir"] = feed.RunDir });
             var opening = new StringBuilder("retry: 2000\n\n");
             AppendEvent(opening, new FeedMessage("hello", hello));

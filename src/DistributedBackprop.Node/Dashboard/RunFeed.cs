@@ -30,6 +30,13 @@ public sealed class RunFeed
     private readonly List<Channel<FeedMessage>> _subscribers = [];
     private bool _completed;
 
+    /// <summary>Browsers following at once; one more is turned away (the server answers 503).</summary>
+    public const int MaxSubscribers = 32;
+
+    /// <summary>Messages queued for one browser; one that falls this far behind is cut off (its page reconnects and
+    /// starts afresh from the history), so a stalled client holds a bounded amount.</summary>
+    public const int MaxQueuedPerSubscriber = 10_000;
+
     public RunFeed(string runDir)
     {
         var files = new RunFiles(runDir);
@@ -50,11 +57,20 @@ public sealed class RunFeed
         public void Dispose() => Unsubscribe?.Invoke();
     }
 
-    public Subscription Subscribe()
+    /// <summary>A new subscription, or null when <see cref="MaxSubscribers"/> browsers follow already.</summary>
+    public Subscription? Subscribe()
     {
-        var channel = Channel.CreateUnbounded<FeedMessage>(new UnboundedChannelOptions { SingleReader = true });
+        var channel = Channel.CreateBounded<FeedMessage>(new BoundedChannelOptions(MaxQueuedPerSubscriber)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait, // TryWrite then says false, and Publish cuts the subscriber off
+        });
         lock (_gate)
         {
+            if (_subscribers.Count >= MaxSubscribers)
+            {
+                return null;
+            }
             if (_completed)
             {
                 channel.Writer.TryComplete();
@@ -128,9 +144,13 @@ public sealed class RunFeed
         lock (_gate)
         {
             _history.Add(message);
-            foreach (var subscriber in _subscribers)
+            foreach (var subscriber in _subscribers.ToList())
             {
-                subscriber.Writer.TryWrite(message);
+                if (!subscriber.Writer.TryWrite(message))
+                {
+                    subscriber.Writer.TryComplete(); // too far behind: its stream ends and the page reconnects
+                    _subscribers.Remove(subscriber);
+                }
             }
         }
     }

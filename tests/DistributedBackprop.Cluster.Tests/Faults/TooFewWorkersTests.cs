@@ -55,7 +55,8 @@ public sealed class TooFewWorkersTests() : TestKit(SingleNodeCluster("too-few-wo
             for (var k = 0; k < options.Workers; k++)
             {
                 var start = region.ExpectMsg<StartWorker>(Patience);
-                region.Reply(new WorkerStarted(runId, start.WorkerId, self.ToString()));
+                // A worker answers from an actor named by its id, as a sharding entity does.
+                CreateTestProbe(start.WorkerId).Send(coordinator, new WorkerStarted(runId, start.WorkerId, self.ToString()));
             }
             var chunks = (raw.Train.Count + FeatureStatistics.DefaultChunkRows - 1) / FeatureStatistics.DefaultChunkRows;
             for (var answered = 0; answered < chunks;)

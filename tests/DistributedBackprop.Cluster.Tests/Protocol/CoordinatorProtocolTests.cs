@@ -27,8 +27,9 @@ public sealed class CoordinatorProtocolTests : TestKit
 
     private Address SelfAddress => Akka.Cluster.Cluster.Get(Sys).SelfAddress;
 
+    /// <param name="Worker">plays worker-0, the sender of every result (a worker's messages count only from that worker).</param>
     private sealed record Run(NodeContext Context, IActorRef Coordinator, TestProbe Region, TestProbe Cache,
-        WeightsVersion Weights0, IReadOnlyList<ComputeSlices> Step0);
+        WeightsVersion Weights0, IReadOnlyList<ComputeSlices> Step0, TestProbe Worker);
 
     /// <summary>Plays the region and the workers up to the first step's jobs, checking each message on the way.</summary>
     private Run StartRun(TrainingOptions options, DataSplit raw)
@@ -47,14 +48,19 @@ public sealed class CoordinatorProtocolTests : TestKit
         region.ExpectMsg<GetCurrentRegions>(Patience);
         region.Reply(new CurrentRegions(ImmutableHashSet.Create(SelfAddress)));
 
-        // Phase 2: the workers start one at a time (the next only after the previous one said where it lives).
+        // Phase 2: the workers start one at a time (the next only after the previous one said where it lives). Each
+        // answers from an actor named by its id, as a sharding entity does.
+        var workers = new List<TestProbe>();
         for (var k = 0; k < options.Workers; k++)
         {
             var start = region.ExpectMsg<StartWorker>(Patience);
             Assert.Equal(WorkerMessageExtractor.WorkerId(k), start.WorkerId);
             Assert.Equal(runId, start.RunId);
             Assert.False(region.HasMessages, "the next worker was started before the previous one answered");
+            // Started "elsewhere" by its message: where it lives is where it answered from.
             region.Reply(new WorkerStarted(runId, start.WorkerId, SelfAddress.ToString()));
+            workers.Add(CreateTestProbe(start.WorkerId));
+            workers[k].Send(coordinator, new WorkerStarted(runId, start.WorkerId, "akka.tcp://distbp@10.9.9.9:1"));
         }
 
         // Phase 3: feature statistics, contiguous chunk runs in worker order; answered from the raw data.
@@ -87,7 +93,7 @@ public sealed class CoordinatorProtocolTests : TestKit
         });
         AssertContiguousRuns(step0.Select(j => (j.WorkerId, j.FirstSlice, j.SliceCount)).ToList(), options.Slices,
             options.Workers);
-        return new Run(context, coordinator, region, cache, weights0, step0);
+        return new Run(context, coordinator, region, cache, weights0, step0, workers[0]);
     }
 
     private static List<T> ReceiveRuns<T>(TestProbe probe, int items, Func<T, (string, int, int Count)> run)
@@ -115,7 +121,7 @@ public sealed class CoordinatorProtocolTests : TestKit
     private static ModelWeights WeightsOf(WeightsVersion version) => new(version.Parameters, version.Buffers);
 
     private static SliceResult Result(string runId, long step, long version, TreeNode node, float[] sum) =>
-        new(runId, step, version, node.Level, node.Index, (float[])sum.Clone(), "probe", 0);
+        new(runId, step, version, node.Level, node.Index, (float[])sum.Clone(), "worker-0", 0);
 
     [Fact]
     public void Coordinator_starts_workers_then_statistics_then_step_0_with_contiguous_slice_runs()
@@ -158,9 +164,11 @@ public sealed class CoordinatorProtocolTests : TestKit
         messages.Add(Result(runId, 0, 0, new TreeNode(0, 1), garbage[..7]));
         messages.Add(new WorkFailed("another-run", 0, "worker-9", "refused: not my run"));
         var shuffled0 = messages.OrderBy(_ => rng.Next()).ToList();
+        // First, garbage "from worker-0" that another actor sends: a result counts only from its worker.
+        run.Coordinator.Tell(Result(runId, 0, 0, new TreeNode(0, 0), garbage), run.Region.Ref);
         foreach (var message in shuffled0)
         {
-            run.Coordinator.Tell(message, run.Region.Ref);
+            run.Coordinator.Tell(message, run.Worker.Ref);
         }
 
         // Exactly one new version, then step 1's jobs with it.
@@ -182,7 +190,7 @@ public sealed class CoordinatorProtocolTests : TestKit
             (reply, before) => before.Append(reply)).SelectMany(x => x).ToList();
         foreach (var message in interleaved)
         {
-            run.Coordinator.Tell(message, run.Region.Ref);
+            run.Coordinator.Tell(message, run.Worker.Ref);
         }
 
         var weights2 = run.Cache.ExpectMsg<WeightsVersion>(Patience);

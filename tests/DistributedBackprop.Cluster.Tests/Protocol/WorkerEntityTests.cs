@@ -16,7 +16,8 @@ namespace DistributedBackprop.Cluster.Tests.Protocol;
 public sealed class WorkerEntityTests : TestKit
 {
     private const string WorkerId = "worker-1";
-    private readonly TrainingOptions _options = TinyOptions(workers: 1, threads: 2);
+    // Three epochs of four steps: the jobs below name steps up to 9.
+    private readonly TrainingOptions _options = TinyOptions(workers: 1, threads: 2) with { Epochs = 3 };
     private readonly NodeContext _context;
     private readonly TrainingSetup _oracle;
     private readonly IActorRef _cache;
@@ -92,6 +93,37 @@ public sealed class WorkerEntityTests : TestKit
         coordinator.Send(_entity, new ComputeSlices(WorkerId, RunId, 0, 0, 0, 1));
         var result = coordinator.ExpectMsg<SliceResult>(Patience);
         Assert.Equal((RunId, 0, 0), (result.RunId, result.Level, result.Index));
+    }
+
+    [Fact]
+    public void Jobs_outside_the_runs_ranges_are_dropped_and_the_entity_takes_the_next()
+    {
+        var coordinator = CreateTestProbe();
+        coordinator.Send(_cache, Weights(0));
+        // Zero rows per chunk and two billion chunks once looped for ever, allocating; the others index past the data.
+        coordinator.Send(_entity, new ComputeStatistics(WorkerId, RunId, 0, int.MaxValue, 0));
+        coordinator.Send(_entity, new ComputeStatistics(WorkerId, RunId, 0, int.MaxValue, FeatureStatistics.DefaultChunkRows));
+        coordinator.Send(_entity, new ComputeStatistics(WorkerId, RunId, -1, 1, FeatureStatistics.DefaultChunkRows));
+        coordinator.Send(_entity, new ComputeSlices(WorkerId, RunId, Step: 0, Version: 0, FirstSlice: 7, SliceCount: 2));
+        coordinator.Send(_entity, new ComputeSlices(WorkerId, RunId, Step: 0, Version: 0, FirstSlice: 0, SliceCount: 0));
+        coordinator.Send(_entity, new ComputeSlices(WorkerId, RunId, Step: 12, Version: 0, FirstSlice: 0, SliceCount: 1));
+        coordinator.Send(_entity, new ComputeSlices(WorkerId, RunId, Step: -1, Version: 0, FirstSlice: 0, SliceCount: 1));
+        coordinator.Send(_entity, new EvaluateChunks(WorkerId, RunId, 0, 0, int.MaxValue));
+
+        // Nothing came of them: the entity answers in order, and the next good job is the first to be answered.
+        coordinator.Send(_entity, new ComputeSlices(WorkerId, RunId, 0, 0, 0, 1));
+        var result = coordinator.ExpectMsg<SliceResult>(Patience);
+        Assert.Equal((RunId, 0L, 0, 0), (result.RunId, result.Step, result.Level, result.Index));
+    }
+
+    [Fact]
+    public void A_refusal_names_no_run_id()
+    {
+        var coordinator = CreateTestProbe();
+        coordinator.Send(_entity, new ComputeSlices(WorkerId, "another-run", 0, 0, 0, 1));
+        var refused = coordinator.ExpectMsg<WorkFailed>(Patience);
+        Assert.DoesNotContain(RunId, refused.Reason);
+        Assert.DoesNotContain("another-run", refused.Reason);
     }
 
     [Fact]

@@ -47,6 +47,29 @@ public sealed class ChunkAssemblerTests : TestKit
     }
 
     [Fact]
+    public void A_transfer_that_stops_arriving_is_dropped_after_the_idle_limit()
+    {
+        var now = 0L;
+        var assembler = new ChunkAssembler(_serializer, maxIdle: TimeSpan.FromSeconds(30), clock: () => now);
+        var stalled = Chunks(BigSlice(750_000, 2));
+        assembler.Accept(TestActor, stalled[0]);
+        Assert.Equal(1, assembler.PendingTransfers);
+
+        // Any later chunk, from anyone, sweeps out what has been idle too long; a transfer still arriving is kept.
+        now += 29_000;
+        var other = CreateTestProbe();
+        var live = Chunks(BigSlice(750_000, 3));
+        assembler.Accept(other, live[0]);
+        Assert.Equal(2, assembler.PendingTransfers);
+        now += 2_000;
+        assembler.Accept(other, live[1]);
+        Assert.Equal(1, assembler.PendingTransfers);
+        Assert.Equal(1, assembler.DiscardedTransfers);
+        // The stalled sender's next chunk finds no transfer: refused, nothing held.
+        Assert.Equal(ChunkStatus.Rejected, assembler.Accept(TestActor, stalled[1]).Status);
+    }
+
+    [Fact]
     public void Small_messages_travel_whole_and_transfer_ids_are_unique()
     {
         var small = new PullWeights("run", 3);

@@ -49,6 +49,65 @@ public sealed class DashboardServerTests
     }
 
     [Fact]
+    public async Task Requests_for_missing_files_hold_no_memory()
+    {
+        using var temp = new TempFolder();
+        await using var server = await Start(temp.Path);
+        using var http = new HttpClient { Timeout = SseStream.Deadline };
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(server.Url)).StatusCode);
+        var cached = DashboardAssets.CachedCount;
+        for (var i = 0; i < 200; i++)
+        {
+            var missing = await http.GetAsync(new Uri(server.Url, $"nothing/{i}/{new string('x', 2000)}"));
+            Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        }
+        Assert.Equal(cached, DashboardAssets.CachedCount);
+    }
+
+    [Fact]
+    public async Task Event_streams_past_the_cap_are_turned_away_and_a_closed_one_frees_its_place()
+    {
+        using var temp = new TempFolder();
+        SampleRun.Finished(temp.Path, steps: 2);
+        await using var server = await Start(temp.Path);
+        var streams = new List<SseStream>();
+        try
+        {
+            for (var i = 0; i < RunFeed.MaxSubscribers; i++)
+            {
+                var stream = await SseStream.OpenAsync(server.Url);
+                streams.Add(stream);
+                await stream.ReadUntilAsync(m => m.Event == "hello", "the hello");
+            }
+            using var http = new HttpClient { Timeout = SseStream.Deadline };
+            var refused = await http.GetAsync(new Uri(server.Url, "events"));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+
+            streams[0].Dispose();
+            streams.RemoveAt(0);
+            // The server notices the closed stream at its next write (a heartbeat at the latest): then one more fits.
+            var deadline = DateTime.UtcNow + SseStream.Deadline;
+            while (true)
+            {
+                try
+                {
+                    streams.Add(await SseStream.OpenAsync(server.Url));
+                    break;
+                }
+                catch (HttpRequestException e) when (e.StatusCode == HttpStatusCode.ServiceUnavailable && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(100);
+                }
+            }
+            await streams[^1].ReadUntilAsync(m => m.Event == "hello", "the hello");
+        }
+        finally
+        {
+            streams.ForEach(s => s.Dispose());
+        }
+    }
+
+    [Fact]
     public async Task A_page_that_connects_before_the_run_folder_is_known_gets_it_once_followed()
     {
         using var temp = new TempFolder();

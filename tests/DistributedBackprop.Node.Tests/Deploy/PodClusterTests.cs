@@ -35,6 +35,8 @@ public sealed class PodClusterTests(ITestOutputHelper output)
             .Select(e => $"--{e.Key["DISTBP_".Length..].ToLowerInvariant().Replace('_', '-')}={e.Value}"), "--run-dir", folder.File("oracle-run")]);
         Assert.True(oracle.ExitCode == 0, oracle.ToString());
 
+        var secretFile = folder.File("cluster-secret");
+        File.WriteAllText(secretFile, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
         Run("bash", [Path.Combine(Root, "deploy", "netns.sh"), "up", prefix, .. pods]);
         var nodes = new List<(string Pod, Process Process, StringBuilder Output)>();
         try
@@ -52,6 +54,8 @@ public sealed class PodClusterTests(ITestOutputHelper output)
                     ["DISTBP_CONTACT_POINTS"] = "3",
                     ["DISTBP_MANAGEMENT_PORT"] = "8558",
                     ["DISTBP_HTTP_PORT"] = HttpPort.ToString(),
+                    // The Secret the pods mount (k8s/job.yaml).
+                    ["DISTBP_CLUSTER_SECRET_FILE"] = secretFile,
                 };
                 nodes.Add(Start(prefix + "-" + pods[k], podEnv, ["node"]));
             }

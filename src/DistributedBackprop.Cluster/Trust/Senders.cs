@@ -1,0 +1,79 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using DistributedBackprop.Cluster.Telemetry;
+using DistributedBackprop.Cluster.Wire;
+
+namespace DistributedBackprop.Cluster.Trust;
+
+/// <summary>
+/// Who may send a message, judged by the actor Akka (or the data channel, after its handshake) says sent it — never by a
+/// field inside the message. A message from anyone else is dropped with one log line and counted
+/// (<c>distbp_peer_refusals_total{reason="wrong-sender"}</c>).
+/// </summary>
+public static class Senders
+{
+    /// <summary>The node <paramref name="actor"/> lives on: its path's address, or this node's for a local path.</summary>
+    public static Address NodeOf(IActorRef actor, ActorSystem system) =>
+        actor.Path.Address.HasLocalScope ? SelfAddress(system) : actor.Path.Address;
+
+    /// <summary>True for an actor of this process or of a node that is a member now (not downed or removed).</summary>
+    public static bool IsLocalOrMember(IActorRef sender, ActorSystem system)
+    {
+        if (sender.IsNobody())
+        {
+            return false;
+        }
+        var node = NodeOf(sender, system);
+        if (node == SelfAddress(system))
+        {
+            return true;
+        }
+        return ((ExtendedActorSystem)system).Provider is IClusterActorRefProvider
+               && Akka.Cluster.Cluster.Get(system).State.Members.Any(m =>
+                   m.Address == node && m.Status is not (MemberStatus.Down or MemberStatus.Removed));
+    }
+
+    /// <summary>
+    /// True when <paramref name="sender"/> is of this process or a member; otherwise drops <paramref name="message"/>
+    /// (<see cref="Drop"/>) and says false.
+    /// </summary>
+    public static bool FromMember(IActorRef sender, ActorSystem system, ILoggingAdapter log, object message)
+    {
+        if (IsLocalOrMember(sender, system))
+        {
+            return true;
+        }
+        Drop(log, message, sender, "not from a member of the cluster");
+        return false;
+    }
+
+    /// <summary>
+    /// Feeds a member's chunk to <paramref name="assembler"/>: the reassembled message once complete, else null. A chunk
+    /// the assembler refuses (or a stranger's) is dropped and counted; it never throws into the actor.
+    /// </summary>
+    public static IWireMessage? Reassemble(ChunkAssembler assembler, IActorRef sender, ActorSystem system, ILoggingAdapter log,
+        TensorChunk chunk)
+    {
+        if (!FromMember(sender, system, log, chunk))
+        {
+            return null;
+        }
+        var outcome = assembler.Accept(sender, chunk);
+        if (outcome.Status == ChunkStatus.Rejected)
+        {
+            Drop(log, chunk, sender, outcome.Reason!);
+        }
+        return outcome.Message;
+    }
+
+    /// <summary>Drops <paramref name="message"/>: one warning naming the sender and the rule, and the refusal counted.</summary>
+    public static void Drop(ILoggingAdapter log, object message, IActorRef sender, string rule)
+    {
+        var from = sender.IsNobody() ? "no sender" : sender.Path.ToString();
+        log.Warning("dropped a {0} from {1}: {2}", message.GetType().Name, from, rule);
+        TrainingMetrics.PeerRefused("wrong-sender");
+    }
+
+    private static Address SelfAddress(ActorSystem system) => ((ExtendedActorSystem)system).Provider.DefaultAddress;
+}
