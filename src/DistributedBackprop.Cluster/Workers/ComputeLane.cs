@@ -19,7 +19,8 @@ public sealed class ComputeLane : IDisposable
             {
                 job();
             }
-        }) { IsBackground = true, Name = name };
+        })
+        { IsBackground = true, Name = name };
         thread.Start();
     }
 

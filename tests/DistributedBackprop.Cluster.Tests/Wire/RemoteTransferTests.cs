@@ -3,9 +3,9 @@ using Akka.Event;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Akka.Serialization;
-using Microsoft.Extensions.DependencyInjection;
 using Akka.TestKit.Xunit2;
 using DistributedBackprop.Cluster.Wire;
+using Microsoft.Extensions.DependencyInjection;
 using Xunit;
 
 namespace DistributedBackprop.Cluster.Tests.Wire;

@@ -187,7 +187,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
         {
             lock (_gate)
             {
-                for (var next = from; ; )
+                for (var next = from; ;)
                 {
                     for (; next < _lines.Count; next++)
                     {
