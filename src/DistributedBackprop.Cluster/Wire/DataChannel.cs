@@ -30,6 +30,8 @@ public sealed record DataChannelSettings
     /// <summary>When set, every connection runs over TLS with this certificate, both ways (mutual), validated as Akka
     /// remoting validates its own: against the trust store, without a hostname check.</summary>
     public X509Certificate2? Certificate { get; init; }
+    /// <summary>Roots to trust instead of the system's store (its own, or SSL_CERT_FILE's); null: the system's.</summary>
+    public X509Certificate2Collection? TrustBundle { get; init; }
     /// <summary>Largest frame body accepted: set from the job's largest tensor (<see cref="DataFrames.FrameLimitFor"/>).</summary>
     public int MaxFrameBytes { get; init; } = DataFrames.MaxFrameBytes;
     /// <summary>An inbound connection that has not completed its handshake by then is closed.</summary>
@@ -436,10 +438,25 @@ public sealed class DataChannel : IExtension, IDisposable
 
     /// <summary>
     /// The peer's certificate is accepted as Akka remoting accepts one (<c>suppress-validation = false</c>, no hostname
-    /// check): it must chain to the trust store (the system's, or SSL_CERT_FILE's) and be valid now.
+    /// check): it must chain to the trust store (the system's, or SSL_CERT_FILE's, or <see cref="DataChannelSettings.TrustBundle"/>)
+    /// and be valid now. A peer without a certificate is refused.
     /// </summary>
-    private static bool IsTrusted(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors) =>
-        certificate is not null && (errors & ~SslPolicyErrors.RemoteCertificateNameMismatch) == SslPolicyErrors.None;
+    private bool IsTrusted(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    {
+        if (certificate is null)
+        {
+            return false;
+        }
+        if (_settings.TrustBundle is not { } roots)
+        {
+            return (errors & ~SslPolicyErrors.RemoteCertificateNameMismatch) == SslPolicyErrors.None;
+        }
+        using var custom = new X509Chain();
+        custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        custom.ChainPolicy.CustomTrustStore.AddRange(roots);
+        custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        return custom.Build(certificate as X509Certificate2 ?? new X509Certificate2(certificate));
+    }
 
     /// <summary>
     /// Reads a frame body of <paramref name="length"/> bytes into a pooled buffer that grows as the bytes arrive, so a
@@ -694,7 +711,7 @@ public sealed class DataChannel : IExtension, IDisposable
                         {
                             TargetHost = _endpoint.Host,
                             ClientCertificates = [certificate],
-                            RemoteCertificateValidationCallback = IsTrusted,
+                            RemoteCertificateValidationCallback = Owner.IsTrusted,
                         }, connectTimeout.Token);
                     }
                     await DataChannelHandshake.ClientAsync(stream, Owner._selfAddress, _peer.Address.ToString(),

@@ -9,8 +9,9 @@ using Xunit;
 namespace DistributedBackprop.Node.Tests.Deploy;
 
 /// <summary>
-/// DISTBP_TLS_CERTIFICATE switches Akka remoting to TLS (akka.ssl.tcp) with validation on: two nodes holding a
-/// certificate their trust store (SSL_CERT_FILE) accepts train together; a node without TLS cannot join them.
+/// DISTBP_TLS_CERTIFICATE switches Akka remoting and the data channel to TLS (akka.ssl.tcp) with validation on: two
+/// nodes holding a certificate their trust store (SSL_CERT_FILE) accepts train together, their tensors on a TLS data
+/// channel; a node without TLS, or with a certificate the store does not trust, cannot join them.
 /// </summary>
 public sealed class RemotingTlsTests : IDisposable
 {
@@ -19,8 +20,11 @@ public sealed class RemotingTlsTests : IDisposable
     public void Dispose() => _temp.Dispose();
 
     [Fact]
-    public async Task Nodes_with_a_trusted_certificate_train_over_tls_and_a_plain_node_is_refused()
+    public async Task Nodes_with_a_trusted_certificate_train_over_tls_and_a_plain_or_untrusted_node_is_refused()
     {
+        using var untrustedKey = RSA.Create(2048);
+        using var untrusted = new CertificateRequest("CN=127.0.0.1", untrustedKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1)
+            .CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
         using var key = RSA.Create(2048);
         var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         var names = new SubjectAlternativeNameBuilder();
@@ -45,6 +49,16 @@ public sealed class RemotingTlsTests : IDisposable
             ["DISTBP_TLS_CERTIFICATE"] = pfx,
             ["DISTBP_TLS_CERTIFICATE_PASSWORD"] = "secret",
             ["DISTBP_SEEDS"] = $"akka.ssl.tcp://distbp@127.0.0.1:{port}",
+            ["DISTBP_CLUSTER_SECRET"] = "a secret the TLS nodes share",
+            // Info, so the data channel's connections show in the output.
+            ["DISTBP_LOG_LEVEL"] = "INFO",
+        };
+        // A node with a certificate of its own, which the others' trust store does not hold.
+        var stranger = new Dictionary<string, string>(tls)
+        {
+            ["DISTBP_TLS_CERTIFICATE"] = _temp.Write("stranger.pfx", untrusted.Export(X509ContentType.Pkcs12, "secret")),
+            ["DISTBP_JOIN_TIMEOUT"] = "5",
+            ["DISTBP_LOG_LEVEL"] = "WARNING",
         };
 
         // A plain node pointed at the TLS seed never gets in.
@@ -57,6 +71,8 @@ public sealed class RemotingTlsTests : IDisposable
         var seedStdout = seed.StandardOutput.ReadToEndAsync();
         var refused = Run(plain);
         Assert.True(refused.ExitCode == 2, refused.ToString());
+        var untrustedRun = Run(stranger);
+        Assert.True(untrustedRun.ExitCode == 2, untrustedRun.ToString());
 
         var joiner = Run(tls);
         if (!seed.WaitForExit(Distbp.Deadline))
@@ -69,6 +85,8 @@ public sealed class RemotingTlsTests : IDisposable
         Assert.True(seed.ExitCode == 0, seedOutput);
         Assert.Contains($"node akka.ssl.tcp://distbp@127.0.0.1:{port} started", seedOutput);
         Assert.Contains("weights_sha256 ", seedOutput);
+        // The tensors took the data channel (over TLS: the channel runs over TLS whenever the node has a certificate).
+        Assert.Contains("data channel: connected to", seedOutput + joiner.Stdout);
     }
 
     private static Process Start(Dictionary<string, string> env, params string[] args)
