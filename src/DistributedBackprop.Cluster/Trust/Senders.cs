@@ -8,11 +8,13 @@ namespace DistributedBackprop.Cluster.Trust;
 
 /// <summary>
 /// Who may send a message, judged by the actor Akka (or the data channel, after its handshake) says sent it — never by a
-/// field inside the message. A message from anyone else is dropped with one log line and counted
+/// field inside the message. A message from anyone else is dropped, logged (at most once a second per rule) and counted
 /// (<c>distbp_peer_refusals_total{reason="wrong-sender"}</c>).
 /// </summary>
 public static class Senders
 {
+    private static readonly RefusalLog Log = new();
+
     /// <summary>The node <paramref name="actor"/> lives on: its path's address, or this node's for a local path.</summary>
     public static Address NodeOf(IActorRef actor, ActorSystem system) =>
         actor.Path.Address.HasLocalScope ? SelfAddress(system) : actor.Path.Address;
@@ -71,7 +73,7 @@ public static class Senders
     public static void Drop(ILoggingAdapter log, object message, IActorRef sender, string rule)
     {
         var from = sender.IsNobody() ? "no sender" : sender.Path.ToString();
-        log.Warning("dropped a {0} from {1}: {2}", message.GetType().Name, from, rule);
+        Log.Warn(log, message.GetType().Name, $"dropped a {message.GetType().Name} from {from}: {rule}");
         TrainingMetrics.PeerRefused("wrong-sender");
     }
 

@@ -44,7 +44,7 @@ public sealed record DataChannelSettings
     public int MaxConnections { get; init; } = 64;
 }
 
-/// <summary>Why the data channel refused a connection or a frame (counted per reason, logged once each).</summary>
+/// <summary>Why the data channel refused a connection or a frame (each counted; logged at most once a second per reason).</summary>
 public enum PeerRefusal
 {
     /// <summary>No valid hello, no proof of the cluster secret, or a failed TLS handshake.</summary>
@@ -101,6 +101,7 @@ public sealed class DataChannel : IExtension, IDisposable
     private readonly ConcurrentDictionary<Address, byte> _members = new();
     private readonly ConcurrentDictionary<Address, int> _connectionsPerPeer = new();
     private readonly long[] _refusals = new long[Enum.GetValues<PeerRefusal>().Length];
+    private readonly Trust.RefusalLog _refusalLog = new();
     private readonly ConcurrentDictionary<string, IActorRef> _targets = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Type, int> _frameSizes = new();
     private readonly string _selfAddress;
@@ -315,7 +316,7 @@ public sealed class DataChannel : IExtension, IDisposable
     {
         Interlocked.Increment(ref _refusals[(int)reason]);
         Telemetry.TrainingMetrics.PeerRefused(reason);
-        _log.Warning("data channel: refused {0} ({1}): {2}", from, reason, why);
+        _refusalLog.Warn(_log, reason.ToString(), $"data channel: refused {from} ({reason}): {why}");
     }
 
     /// <summary>
