@@ -51,10 +51,10 @@ public sealed class KubernetesDiscoveryTests(ITestOutputHelper output)
         Directory.CreateDirectory(SecretMount); // an empty mount point; each pod mounts its secret over it privately
 
         PodClusterTests.Run("bash", [Path.Combine(PodClusterTests.Root, "deploy", "netns.sh"), "up", prefix, .. pods, "kube-api"]);
-        var processes = new List<(string Name, Process Process, StringBuilder Output)>();
+        var processes = new List<NamespacedProcess>();
         try
         {
-            processes.Add(Start($"{prefix}-kube-api", "/usr/bin/python3",
+            processes.Add(NamespacedProcess.Start($"{prefix}-kube-api", "/usr/bin/python3",
                 [Path.Combine(PodClusterTests.Root, "deploy", "k8s-api-standin.py"), "serve", "--listen", $"{ApiAddress}:443",
                  "--cert", certificateFile, "--key", keyFile, "--token", Path.Combine(serviceAccount, "token"),
                  .. pods.Select((p, k) => $"{p}={addresses[k]}")]));
@@ -72,7 +72,7 @@ public sealed class KubernetesDiscoveryTests(ITestOutputHelper output)
                 env["KUBERNETES_SERVICE_PORT"] = "443";
                 // /var/run is /run: the service account's files appear where the client library reads them, and the secret
                 // where the Job mounts it, in this pod's mount namespace only.
-                processes.Add(Start($"{prefix}-{pods[k]}", "sh",
+                processes.Add(NamespacedProcess.Start($"{prefix}-{pods[k]}", "sh",
                     ["-c", """mount --bind "$1" /run && mount --bind "$2" "$3" && shift 3 && exec "$@" """, "sh",
                      folder.File("run"), secret, SecretMount, "env", .. env.Select(e => $"{e.Key}={e.Value}"),
                      PodClusterTests.Dotnet(), Distbp.DllPath, "node"]));
@@ -80,10 +80,10 @@ public sealed class KubernetesDiscoveryTests(ITestOutputHelper output)
 
             foreach (var (name, process, _) in processes.Skip(1))
             {
-                Assert.True(process.WaitForExit(TimeSpan.FromMinutes(4)), $"{name} did not finish\n{Dump(processes)}");
+                Assert.True(process.WaitForExit(TimeSpan.FromMinutes(4)), $"{name} did not finish\n{NamespacedProcess.Dump(processes)}");
             }
-            output.WriteLine(Dump(processes));
-            Assert.All(processes.Skip(1), p => Assert.True(p.Process.ExitCode == 0, Dump(processes)));
+            output.WriteLine(NamespacedProcess.Dump(processes));
+            Assert.All(processes.Skip(1), p => Assert.True(p.Process.ExitCode == 0, NamespacedProcess.Dump(processes)));
             var printed = processes.Skip(1).Select(p => Regex.Match(p.Output.ToString(), "weights_sha256 ([0-9a-f]{64})"))
                 .Where(m => m.Success).Select(m => m.Groups[1].Value).ToList();
             // One process with the ConfigMap's training options.
@@ -142,29 +142,4 @@ public sealed class KubernetesDiscoveryTests(ITestOutputHelper output)
         using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
         return (certificate.ExportCertificatePem(), rsa.ExportPkcs8PrivateKeyPem());
     }
-
-    private static (string Name, Process Process, StringBuilder Output) Start(string ns, string file, string[] args)
-    {
-        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in (string[])["netns", "exec", ns, file, .. args])
-        {
-            start.ArgumentList.Add(a);
-        }
-        var output = new StringBuilder();
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return (ns, process, output);
-    }
-
-    private static string Dump(List<(string Name, Process Process, StringBuilder Output)> processes) =>
-        string.Join("\n", processes.Select(p =>
-        {
-            lock (p.Output)
-            {
-                return $"--- {p.Name} {(p.Process.HasExited ? $"exit {p.Process.ExitCode}" : "running")}\n{p.Output}";
-            }
-        }));
 }

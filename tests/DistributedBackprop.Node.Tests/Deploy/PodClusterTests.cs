@@ -38,7 +38,7 @@ public sealed class PodClusterTests(ITestOutputHelper output)
         var secretFile = folder.File("cluster-secret");
         File.WriteAllText(secretFile, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
         Run("bash", [Path.Combine(Root, "deploy", "netns.sh"), "up", prefix, .. pods]);
-        var nodes = new List<(string Pod, Process Process, StringBuilder Output)>();
+        var nodes = new List<NamespacedProcess>();
         try
         {
             for (var k = 0; k < pods.Length; k++)
@@ -144,22 +144,8 @@ public sealed class PodClusterTests(ITestOutputHelper output)
             ? double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)
             : 0;
 
-    private static (string Pod, Process Process, StringBuilder Output) Start(string ns, Dictionary<string, string> env,
-        string[] args)
-    {
-        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in (string[])["netns", "exec", ns, "env", .. env.Select(e => $"{e.Key}={e.Value}"), Dotnet(), Distbp.DllPath, .. args])
-        {
-            start.ArgumentList.Add(a);
-        }
-        var output = new StringBuilder();
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return (ns, process, output);
-    }
+    private static NamespacedProcess Start(string ns, Dictionary<string, string> env, string[] args) =>
+        NamespacedProcess.Start(ns, "env", [.. env.Select(e => $"{e.Key}={e.Value}"), Dotnet(), Distbp.DllPath, .. args]);
 
     private static DistbpRun Probe(string ns, string address, string path)
     {
@@ -188,14 +174,7 @@ public sealed class PodClusterTests(ITestOutputHelper output)
         Assert.True(process.ExitCode == 0, $"{file} {string.Join(' ', args)}: {error}");
     }
 
-    private static string Dump(List<(string Pod, Process Process, StringBuilder Output)> nodes) =>
-        string.Join("\n", nodes.Select(n =>
-        {
-            lock (n.Output)
-            {
-                return $"--- {n.Pod} {(n.Process.HasExited ? $"exit {n.Process.ExitCode}" : "running")}\n{n.Output}";
-            }
-        }));
+    private static string Dump(List<NamespacedProcess> nodes) => NamespacedProcess.Dump(nodes);
 
     internal static string Dotnet() =>
         Environment.ProcessPath is { } self && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self
