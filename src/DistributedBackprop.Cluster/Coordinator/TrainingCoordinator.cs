@@ -17,7 +17,7 @@ namespace DistributedBackprop.Cluster.Coordinator;
 
 /// <summary>
 /// The cluster singleton that owns the weights. It waits for enough members, starts the workers, merges their feature
-/// statistics in chunk order, then runs the step protocol of DESIGN.md: give each live worker a contiguous run of slices
+/// statistics in chunk order, then runs the step protocol of docs/ARCHITECTURE.md: give each live worker a contiguous run of slices
 /// by step id, complete the canonical tree from the subtree sums they return, apply the step (health veto, clipping,
 /// optimizer) with the same <see cref="TrainingState"/> as the single-process trainer, and broadcast the new weights
 /// once per node. Faults never change the result, only who computes what: a lost worker's slices go to live workers at

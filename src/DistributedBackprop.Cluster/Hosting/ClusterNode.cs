@@ -298,7 +298,7 @@ public sealed class ClusterNode : IAsyncDisposable
     /// <summary>
     /// Cluster bootstrap (Akka.Management): each node asks the discovered contact points for their seed nodes at
     /// /bootstrap/seed-nodes on the management port; once RequiredContactPoints are seen and stable, the lowest address
-    /// founds the cluster and the others join it (AKKA-NOTES, Kubernetes). Akka.Management's own HTTP server does not
+    /// founds the cluster and the others join it (docs/akka-notes.md, Kubernetes). Akka.Management's own HTTP server does not
     /// start here (it needs Ceen.Httpd 0.9.9; only 0.9.10, with another ListenAsync signature, restores), so the node
     /// command serves that route on Kestrel (<see cref="BootstrapContactPoint"/>) and <see cref="StartAsync"/> starts
     /// bootstrap with that self contact point.

@@ -66,7 +66,7 @@ public enum PeerRefusal
 }
 
 /// <summary>
-/// A dedicated TCP channel for large messages (DESIGN, Wire: "tensors travel on a dedicated data channel"). Akka.Remote
+/// A dedicated TCP channel for large messages (docs/ARCHITECTURE.md, Wire). Akka.Remote
 /// moves multi-MB messages at ~0.25 GB/s over the association its heartbeats share; a plain socket does ~2 GB/s.
 /// One outbound connection per peer node carries frames in send order, written by a task from a bounded queue, so a
 /// sender never blocks; each inbound connection has its own read loop that hands each message to its target actor as

@@ -4,7 +4,7 @@ using Akka.Hosting;
 namespace DistributedBackprop.Cluster.Wire;
 
 /// <summary>
-/// The one place for Akka.Remote's frame and buffer sizes. AKKA-NOTES (Remoting): the defaults (128000b frame, 256000b
+/// The one place for Akka.Remote's frame and buffer sizes. docs/akka-notes.md (Remoting): the defaults (128000b frame, 256000b
 /// buffers) drop any larger message with only an OversizedPayloadException log line, so the three are raised together;
 /// log-frame-size-exceeding makes an unchunked big message visible; batching off measured 0.20–0.27 GB/s vs 0.11–0.22.
 /// </summary>

@@ -11,7 +11,7 @@ namespace DistributedBackprop.Cluster.Wire;
 /// </summary>
 /// <remarks>
 /// Why chunks: Akka.Remote carries everything, heartbeats included, over one TCP association per node pair, and drops a
-/// message over maximum-frame-size (AKKA-NOTES, Remoting). Chunks keep every frame small; the remoting frame sizes in
+/// message over maximum-frame-size (docs/akka-notes.md, Remoting). Chunks keep every frame small; the remoting frame sizes in
 /// <see cref="RemotingSettings"/> must exceed <see cref="ChunkBytes"/> plus a small header. All chunks of one transfer
 /// are enqueued at once, so a heartbeat sent after them still waits for the whole transfer to drain (~4 ms per MB at
 /// the measured 0.2–0.27 GB/s); pacing by acknowledgements would be the next step if transfers grow to hundreds of MB.

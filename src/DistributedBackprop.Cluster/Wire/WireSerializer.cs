@@ -9,7 +9,7 @@ namespace DistributedBackprop.Cluster.Wire;
 /// <summary>
 /// The one Akka serializer for every <see cref="IWireMessage"/>: MessagePack contracts, a short stable string manifest per
 /// type, untrusted-data security and a payload size cap. Every failure to read a payload is a
-/// <see cref="SerializationException"/>, which Akka.Remote logs before dropping the message (AKKA-NOTES, Serialization).
+/// <see cref="SerializationException"/>, which Akka.Remote logs before dropping the message (docs/akka-notes.md, Serialization).
 /// </summary>
 public sealed class WireSerializer : SerializerWithStringManifest
 {

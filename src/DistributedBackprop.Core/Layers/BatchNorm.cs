@@ -1,7 +1,7 @@
 namespace DistributedBackprop.Core.Layers;
 
 /// <summary>
-/// Batch normalisation over the rows of a slice (statistics are per slice, as DESIGN.md fixes, so they do not depend on
+/// Batch normalisation over the rows of a slice (statistics are per slice, as docs/ARCHITECTURE.md (step protocol) fixes, so they do not depend on
 /// who computed the slice). Parameters: γ [n], β [n]. Buffers: running mean [n], running variance [n], used in inference.
 /// Statistics: the slice's mean [n] and unbiased variance [n]; the coordinator averages them over the slices and folds
 /// them into the running buffers with momentum 0.1, as PyTorch does.

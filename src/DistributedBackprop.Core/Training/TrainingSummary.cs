@@ -4,7 +4,7 @@ using DistributedBackprop.Core.Kernels;
 
 namespace DistributedBackprop.Core.Training;
 
-/// <summary>The --summary-json object (DESIGN.md names its required keys).</summary>
+/// <summary>The --summary-json object (README, Outputs, names its keys).</summary>
 public static class TrainingSummary
 {
     /// <summary>The summary object; <paramref name="extra"/> adds run-specific keys (cluster timings, bytes).</summary>

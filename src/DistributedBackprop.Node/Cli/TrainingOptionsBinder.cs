@@ -2,7 +2,7 @@ using DistributedBackprop.Core.Training;
 
 namespace DistributedBackprop.Node.Cli;
 
-/// <summary>The training options of DESIGN.md's command-line contract, bound onto <see cref="TrainingOptions"/>.</summary>
+/// <summary>The training options of the README's command-line contract, bound onto <see cref="TrainingOptions"/>.</summary>
 public static class TrainingOptionsBinder
 {
     public static readonly HashSet<string> Valued =

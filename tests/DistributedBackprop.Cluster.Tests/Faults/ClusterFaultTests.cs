@@ -9,7 +9,7 @@ using static DistributedBackprop.Cluster.Tests.Faults.FaultHarness;
 namespace DistributedBackprop.Cluster.Tests.Faults;
 
 /// <summary>
-/// DESIGN.md's fault table on real in-process clusters: whatever fails, the run ends with the single-process trainer's
+/// The fault table of docs/ARCHITECTURE.md on real in-process clusters: whatever fails, the run ends with the single-process trainer's
 /// weights bit for bit, within a deadline, and the summary says what was detected. Nodes start one after the other, so
 /// the first is the oldest member and hosts the coordinator singleton; with three workers and three nodes the
 /// coordinator starts the workers one at a time and the least-shards strategy puts one on each node.

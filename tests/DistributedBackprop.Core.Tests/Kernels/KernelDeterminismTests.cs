@@ -8,7 +8,7 @@ using Xunit;
 namespace DistributedBackprop.Core.Tests.Kernels;
 
 /// <summary>
-/// DESIGN step 3: kernels give the same bits whatever the CPU's vector width. Re-runs the fixed probe cases in a
+/// docs/ARCHITECTURE.md, step protocol 3: kernels give the same bits whatever the CPU's vector width. Re-runs the fixed probe cases in a
 /// child process with AVX-512, then AVX2 too, switched off, and compares the SHA-256 of the outputs with this
 /// process's. The child reports which path it took, so a knob that no longer works fails loudly instead of
 /// comparing a path with itself.

@@ -4,7 +4,7 @@ using Xunit;
 
 namespace DistributedBackprop.Core.Tests.Training;
 
-/// <summary>The promise of DESIGN.md in one process: the final weights' SHA-256 does not depend on the thread count.</summary>
+/// <summary>The promise of docs/ARCHITECTURE.md in one process: the final weights' SHA-256 does not depend on the thread count.</summary>
 public sealed class DeterminismTests
 {
     private static readonly TrainingOptions Base = new()
