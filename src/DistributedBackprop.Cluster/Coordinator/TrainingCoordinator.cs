@@ -60,8 +60,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private GradientTreeReducer? _reducer;
     private WeightsVersion? _current;
     private long? _resumedFrom;
-    private const int WeightsRing = TrainingSetup.WeightsVersionsHeld;
-    private readonly (float[] Parameters, float[] Buffers)?[] _ring = new (float[], float[])?[WeightsRing];
+    private readonly (float[] Parameters, float[] Buffers)?[] _ring = new (float[], float[])?[WeightsRetention.PublishedVersions];
     private bool _resuming;
     private int _phase;
     private DateTime _lastProgress = DateTime.UtcNow;
@@ -650,9 +649,9 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         }
         observer?.OnStep(report, epoch, stepInEpoch, setup.Plan.StepsPerEpoch,
             _stepsRun * setup.Options.Batch / _trainSeconds);
-        var endOfEpoch = stepInEpoch == setup.Plan.StepsPerEpoch - 1;
-        if (setup.Options.CheckpointDir is { } dir
-            && (setup.Options.CheckpointEvery > 0 ? state.Step % setup.Options.CheckpointEvery == 0 : endOfEpoch))
+        var schedule = new RunSchedule(setup);
+        var endOfEpoch = schedule.EndsEpoch(stepInEpoch);
+        if (setup.Options.CheckpointDir is { } dir && schedule.CheckpointDue(state.Step, endOfEpoch))
         {
             _run.Checkpoint(new CheckpointStore(dir).Save(setup, state), state.Step);
         }
@@ -798,9 +797,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         StopWaiting();
         var setup = _setup!;
         var state = _state!;
-        var result = new TrainingResult(state.Step, _stepsRun, _trainSeconds,
-            _stepsRun * setup.Options.Batch / Math.Max(_trainSeconds, 1e-9), _lastLoss, _test, state.Weights.Sha256(),
-            state.Health.Report());
+        var result = new RunSchedule(setup).Result(state, _stepsRun, _trainSeconds, _lastLoss, _test);
         var steps = Math.Max(1, _stepsRun);
         var extra = new JsonObject
         {
@@ -994,8 +991,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     /// <summary>
     /// A read-only copy of the weights as version Step, sent once to every node's cache. The copies come from a small
-    /// ring: a cache keeps 3 versions, so the buffer of the version 5 back is no longer read by anyone in this process
-    /// (remote nodes get serialized bytes at send time), and a step allocates nothing.
+    /// ring of <see cref="WeightsRetention.PublishedVersions"/>, more than a cache keeps, so the oldest buffer is no longer
+    /// read by anyone in this process (remote nodes get serialized bytes at send time), and a step allocates nothing.
     /// </summary>
     private void PublishWeights(bool parametersWritten = false)
     {
@@ -1020,7 +1017,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private (float[] Parameters, float[] Buffers) RingSlot(long step)
     {
         var weights = _state!.Weights;
-        var slot = (int)(step % WeightsRing);
+        var slot = (int)(step % WeightsRetention.PublishedVersions);
         _ring[slot] ??= (new float[weights.Parameters.Length], new float[weights.Buffers.Length]);
         return _ring[slot]!.Value;
     }

@@ -4,6 +4,7 @@ using DistributedBackprop.Cluster.Trust;
 using DistributedBackprop.Cluster.Wire;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Model;
+using DistributedBackprop.Core.Training;
 
 namespace DistributedBackprop.Cluster.Workers;
 
@@ -23,7 +24,7 @@ public sealed record WeightsGone(long Version);
 /// </summary>
 public sealed class WeightsCache : ReceiveActor, IWithTimers
 {
-    private const int Keep = 3;
+    private const int Keep = WeightsRetention.CachedVersions;
     private readonly NodeContext _context;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SortedDictionary<long, ModelWeights> _versions = [];

@@ -22,6 +22,7 @@ public sealed class LocalTrainer
     private readonly TrainingState _state;
     private readonly SliceRunner _runner;
     private readonly GradientTreeReducer _reducer;
+    private readonly RunSchedule _schedule;
 
     public LocalTrainer(TrainingSetup setup, TrainingState? state = null)
     {
@@ -30,6 +31,7 @@ public sealed class LocalTrainer
         var pool = BufferPool.ForSlices(setup.Network.ResultLength, setup.Options.Slices);
         _runner = new SliceRunner(setup.Network, setup.Plan.SliceSize, setup.Options.Slices, setup.Options.Threads, pool);
         _reducer = new GradientTreeReducer(setup.Options.Slices, pool);
+        _schedule = new RunSchedule(setup);
     }
 
     public TrainingState State => _state;
@@ -64,8 +66,8 @@ public sealed class LocalTrainer
             }
             observer?.OnStep(report, epoch, stepInEpoch, plan.StepsPerEpoch, stepsRun * options.Batch / trainSeconds);
 
-            var endOfEpoch = stepInEpoch == plan.StepsPerEpoch - 1;
-            if (checkpoint is not null && (options.CheckpointEvery > 0 ? _state.Step % options.CheckpointEvery == 0 : endOfEpoch))
+            var endOfEpoch = _schedule.EndsEpoch(stepInEpoch);
+            if (checkpoint is not null && _schedule.CheckpointDue(_state.Step, endOfEpoch))
             {
                 checkpoint(_state);
             }
@@ -83,8 +85,7 @@ public sealed class LocalTrainer
         {
             test = Evaluator.Evaluate(network, _state.Weights, _setup.Data.Test, options.Threads);
         }
-        return new TrainingResult(_state.Step, stepsRun, trainSeconds, stepsRun * options.Batch / Math.Max(trainSeconds, 1e-9),
-            lastLoss, test, _state.Weights.Sha256(), _state.Health.Report());
+        return _schedule.Result(_state, stepsRun, trainSeconds, lastLoss, test);
     }
 
     /// <summary>Every slice of one step, in parallel over the threads, reduced along the canonical tree.</summary>

@@ -97,7 +97,7 @@ public sealed class TrainingSetup
 
     /// <summary>
     /// What one training process holds, in bytes: the weights and the versions published from them (the coordinator keeps
-    /// a ring of <see cref="WeightsVersionsHeld"/>), the optimizer state, the result pool, and what each compute thread holds.
+    /// a ring of <see cref="WeightsRetention.PublishedVersions"/>), the optimizer state, the result pool, and what each compute thread holds.
     /// </summary>
     private static long TrainingBytes(Network network, TrainingOptions options, long rows)
     {
@@ -109,11 +109,8 @@ public sealed class TrainingSetup
         // activations and gradients.
         var spares = (long)network.ResultLength * (GradientTree.RootLevel(options.Slices) + 1);
         var perThread = network.ParameterCount + spares + rows * (network.Spec.Widths.Sum(w => (long)w) + 2L * network.MaxWidth);
-        return 4 * (weights * (1 + WeightsVersionsHeld) + state + pool + threads * perThread);
+        return 4 * (weights * (1 + WeightsRetention.PublishedVersions) + state + pool + threads * perThread);
     }
-
-    /// <summary>Weights versions a coordinator keeps published at once.</summary>
-    public const int WeightsVersionsHeld = 5;
 
     private static string Gigabytes(long bytes) =>
         (bytes / (double)(1L << 30)).ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) + " GiB";
