@@ -7,18 +7,6 @@ namespace DistributedBackprop.Cluster;
 public sealed record JobOutcome(int ExitCode, string Message, System.Text.Json.Nodes.JsonObject? Summary = null,
     TrainingResult? Result = null);
 
-/// <summary>Faults a node injects into its own work when told to (distbp simulate --chaos).</summary>
-public sealed record FaultInjection
-{
-    /// <summary>Return a NaN gradient once, for the first slices computed at this step.</summary>
-    public long? NanAtStep { get; init; }
-    /// <summary>Delay every reply by this much from <see cref="SlowFromStep"/> on.</summary>
-    public TimeSpan SlowBy { get; init; }
-    public long SlowFromStep { get; init; } = long.MaxValue;
-    /// <summary>Return subtly wrong (but finite) sums from this step on: a corrupt worker.</summary>
-    public long CorruptFromStep { get; init; } = long.MaxValue;
-}
-
 /// <summary>Where the coordinator writes its outputs, when it runs on this node.</summary>
 public sealed record JobOutputs(string? ModelPath, string? SummaryPath, int MinNodes, int Nodes)
 {
@@ -76,23 +64,13 @@ public sealed class NodeContext
     public JobOutputs Outputs { get; }
     public ITrainingObserver? Observer { get; }
     public CoordinatorTuning Tuning { get; init; } = new();
-    /// <summary>Faults this node injects on purpose (chaos testing); none by default.</summary>
-    public FaultInjection Faults
-    {
-        get => Volatile.Read(ref _faults);
-        set => Volatile.Write(ref _faults, value);
-    }
-
-    private FaultInjection _faults = new();
+    /// <summary>Sees the workers' sums before they are sent (chaos testing); none in production.</summary>
+    public Workers.IComputedSlicesHook? ComputedSlicesHook { get; init; }
     public string ConfigHash { get; }
     public int ThreadsPerWorker { get; }
     public TaskCompletionSource<JobOutcome> Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private BufferPool? _pool;
-    private int _nanInjected;
-
-    /// <summary>True exactly once per process: the NaN fault fires a single time.</summary>
-    public bool ClaimNanInjection() => Interlocked.Exchange(ref _nanInjected, 1) == 0;
 
     /// <summary>The setup, once the normaliser is known; null before.</summary>
     public TrainingSetup? Setup

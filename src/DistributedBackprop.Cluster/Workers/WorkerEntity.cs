@@ -242,32 +242,10 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         var batch = setup.Plan.Permutation(epoch).AsMemory(stepInEpoch * setup.Options.Batch, setup.Options.Batch);
         var nodes = _runner.Run(weights, setup.Data.Train, batch, setup.Options.Seed, job.Step, job.FirstSlice,
             job.FirstSlice + job.SliceCount);
-        InjectFaults(job.Step, nodes);
+        _context.ComputedSlicesHook?.OnComputed(job.Step, nodes);
         var seconds = clock.Elapsed.TotalSeconds;
         return nodes.Select(n => (IWireMessage)new SliceResult(job.RunId, job.Step, job.Version, n.Key.Level, n.Key.Index,
             n.Value, _workerId, seconds)).ToList();
-    }
-
-    /// <summary>Chaos testing only: a NaN once at the configured step; a delay from the configured step on.</summary>
-    private void InjectFaults(long step, List<KeyValuePair<TreeNode, float[]>> nodes)
-    {
-        var faults = _context.Faults;
-        if (faults.NanAtStep == step && nodes.Count > 0 && _context.ClaimNanInjection())
-        {
-            _log.Warning("chaos: injecting a NaN gradient at step {0}", step);
-            nodes[0].Value[0] = float.NaN;
-        }
-        if (step >= faults.CorruptFromStep)
-        {
-            foreach (var node in nodes)
-            {
-                node.Value[0] += 1e-3f;
-            }
-        }
-        if (step >= faults.SlowFromStep && faults.SlowBy > TimeSpan.Zero)
-        {
-            Thread.Sleep(faults.SlowBy); // chaos: a deliberately slow worker
-        }
     }
 
     private IReadOnlyList<IWireMessage> Evaluate(EvaluateChunks job, Core.Model.ModelWeights weights)

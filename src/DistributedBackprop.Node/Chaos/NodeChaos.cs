@@ -1,4 +1,4 @@
-using DistributedBackprop.Cluster;
+using DistributedBackprop.Cluster.Chaos;
 using DistributedBackprop.Core.Training;
 
 namespace DistributedBackprop.Node.Chaos;
@@ -26,7 +26,7 @@ public sealed class StepReporter(ITrainingObserver inner) : ITrainingObserver
 /// </summary>
 public static class ChaosControl
 {
-    public static void Listen(NodeContext context, TextReader input, Action<TimeSpan>? partition = null) =>
+    public static void Listen(FaultInjector faults, TextReader input, Action<TimeSpan>? partition = null) =>
         _ = Task.Run(async () =>
         {
             while (await input.ReadLineAsync() is { } line)
@@ -39,10 +39,10 @@ public static class ChaosControl
                 switch (parts[0])
                 {
                     case "nan":
-                        context.Faults = context.Faults with { NanAtStep = value };
+                        faults.Faults = faults.Faults with { NanAtStep = value };
                         break;
                     case "slow":
-                        context.Faults = context.Faults with { SlowFromStep = 0, SlowBy = TimeSpan.FromMilliseconds(value) };
+                        faults.Faults = faults.Faults with { SlowFromStep = 0, SlowBy = TimeSpan.FromMilliseconds(value) };
                         break;
                     case "partition":
                         partition?.Invoke(TimeSpan.FromMilliseconds(value));

@@ -128,9 +128,16 @@ public static class NodeCommand
         using var dashboard = DashboardOption.StartIfAsked(args, Console.Out, cancel);
         var raw = TrainingSetup.LoadChecked(options);
         var outputs = new JobOutputs(outPath, summaryPath, minNodes, minNodes) { RunDir = runDir, Command = "node" };
+        // simulate --chaos drives this node's faults through its standard input; otherwise nothing touches the workers.
+        var faults = args.Flag(ControlStdinOption)
+            ? new Cluster.Chaos.FaultInjector { Report = line => Console.Error.WriteLine(line) }
+            : null;
         var context = new NodeContext(options, raw, outputs,
             localWorkers: 1, Chaos.StepReporter.Wrap(new ProgressDisplay(options.Epochs, Console.Out, Console.Error, interactive: false),
-                args.Flag(ReportStepsOption)));
+                args.Flag(ReportStepsOption)))
+        {
+            ComputedSlicesHook = faults,
+        };
         var discovery = args.String("discovery") switch
         {
             null or "" or "seeds" => Discovery.Seeds,
@@ -253,10 +260,9 @@ public static class NodeCommand
                 $"--port: cannot listen on {settings.Hostname}:{settings.Port} ({socket.Message}); pick another port, or 0 for any free one.");
         }
         await using var node = started;
-        if (settings.EnableThrottler)
+        if (context.ComputedSlicesHook is Cluster.Chaos.FaultInjector faults)
         {
-            // simulate --chaos drives this node's faults through its standard input.
-            Chaos.ChaosControl.Listen(context, Console.In, duration => _ = node.PartitionAsync(duration));
+            Chaos.ChaosControl.Listen(faults, Console.In, duration => _ = node.PartitionAsync(duration));
         }
         Console.WriteLine($"node {node.Address} started (config {context.ConfigHash})");
         // SIGTERM and Ctrl-C cancel the token (Program.cs); leaving the cluster happens as the node is disposed.

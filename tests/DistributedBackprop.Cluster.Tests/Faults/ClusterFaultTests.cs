@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Akka.Remote.Transport;
+using DistributedBackprop.Cluster.Chaos;
 using DistributedBackprop.Cluster.Hosting;
 using DistributedBackprop.Core.Training;
 using Xunit;

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Remote;
 using Akka.Remote.Transport;
+using DistributedBackprop.Cluster.Chaos;
 using DistributedBackprop.Cluster.Hosting;
 using DistributedBackprop.Cluster.Wire;
 using DistributedBackprop.Core.Data;
@@ -124,7 +125,7 @@ internal static class FaultHarness
         new(options, Data(), new JobOutputs(null, null, minNodes, nodes), localWorkers: 1, observer)
         {
             Tuning = Tuning(workerWait),
-            Faults = faults ?? new FaultInjection(),
+            ComputedSlicesHook = faults is null ? null : new FaultInjector(faults),
         };
 
     /// <summary>Disposes every node, tolerating the ones a test already terminated or downed.</summary>

@@ -1,0 +1,14 @@
+using DistributedBackprop.Core.Training;
+
+namespace DistributedBackprop.Cluster.Workers;
+
+/// <summary>
+/// Sees a worker's computed slice sums before they are sent: the one way in for chaos testing (a
+/// <see cref="Chaos.FaultInjector"/>, registered by <c>simulate --chaos</c> and the fault tests). Production registers
+/// none.
+/// </summary>
+public interface IComputedSlicesHook
+{
+    /// <summary>Called on the compute lane with the sums of step <paramref name="step"/>, which it may change.</summary>
+    void OnComputed(long step, IReadOnlyList<KeyValuePair<TreeNode, float[]>> sums);
+}
