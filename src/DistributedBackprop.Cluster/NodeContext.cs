@@ -93,7 +93,7 @@ public sealed class NodeContext
         get
         {
             var network = new Core.Model.Network(TrainingSetup.SpecOf(Options));
-            return Wire.DataFrames.FrameLimitFor(Math.Max(Math.Max(network.ResultLength,
+            return Transport.DataFrames.FrameLimitFor(Math.Max(Math.Max(network.ResultLength,
                 (long)network.ParameterCount + network.BufferCount), 4L * network.InputSize));
         }
     }

@@ -1,5 +1,5 @@
 using Akka.Cluster.Sharding;
-using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Cluster.Contracts;
 
 namespace DistributedBackprop.Cluster.Hosting;
 
@@ -27,12 +27,3 @@ public sealed class WorkerMessageExtractor(int maxShards) : IMessageExtractor
             ? (index % maxShards).ToString(System.Globalization.CultureInfo.InvariantCulture)
             : _fallback.ShardId(entityId, messageHint);
 }
-
-/// <summary>Marker types that key the actor registry.</summary>
-public sealed class WorkerRegion;
-
-public sealed class CoordinatorSingleton;
-
-public sealed class WeightsCacheActor;
-
-public sealed class NodeAgentActor;

@@ -73,7 +73,7 @@ public static class TrainingMetrics
     public static void PeerRefused(string reason) => PeerRefusals.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
     /// <summary>Counts one data-channel refusal (reason label: the refusal's name in kebab case).</summary>
-    public static void PeerRefused(Wire.PeerRefusal reason) => PeerRefused(KebabCase(reason.ToString()));
+    public static void PeerRefused(Transport.PeerRefusal reason) => PeerRefused(KebabCase(reason.ToString()));
 
     private static string KebabCase(string name) =>
         string.Concat(name.Select((c, i) => char.IsUpper(c) ? (i > 0 ? "-" : "") + char.ToLowerInvariant(c) : c.ToString()));

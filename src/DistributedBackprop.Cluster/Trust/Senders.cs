@@ -1,8 +1,9 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using DistributedBackprop.Cluster.Contracts;
 using DistributedBackprop.Cluster.Telemetry;
-using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Cluster.Transport;
 
 namespace DistributedBackprop.Cluster.Trust;
 

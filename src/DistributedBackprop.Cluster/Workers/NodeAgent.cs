@@ -1,7 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
+using DistributedBackprop.Cluster.Contracts;
 using DistributedBackprop.Cluster.Trust;
-using DistributedBackprop.Cluster.Wire;
 
 namespace DistributedBackprop.Cluster.Workers;
 

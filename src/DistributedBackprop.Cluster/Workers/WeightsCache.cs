@@ -1,21 +1,13 @@
 using Akka.Actor;
 using Akka.Event;
+using DistributedBackprop.Cluster.Contracts;
+using DistributedBackprop.Cluster.Transport;
 using DistributedBackprop.Cluster.Trust;
-using DistributedBackprop.Cluster.Wire;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Model;
 using DistributedBackprop.Core.Training;
 
 namespace DistributedBackprop.Cluster.Workers;
-
-/// <summary>A local entity asks for the weights of a version.</summary>
-public sealed record GetWeights(string RunId, long Version);
-
-/// <summary>The answer: the weights (shared read-only by the node's entities) and the node's normalised setup.</summary>
-public sealed record WeightsAvailable(long Version, ModelWeights Weights);
-
-/// <summary>The version asked for is older than anything this node still holds.</summary>
-public sealed record WeightsGone(long Version);
 
 /// <summary>
 /// One per node: receives each weights version once from the coordinator and serves it to every worker entity on the

@@ -1,20 +1,15 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
+using DistributedBackprop.Cluster.Contracts;
 using DistributedBackprop.Cluster.Telemetry;
+using DistributedBackprop.Cluster.Transport;
 using DistributedBackprop.Cluster.Trust;
-using DistributedBackprop.Cluster.Wire;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Model;
 using DistributedBackprop.Core.Training;
 
 namespace DistributedBackprop.Cluster.Workers;
-
-/// <summary>Sharding's hand-off stop: processed only when the worker is idle, so no job is cut short.</summary>
-public sealed class StopWorker
-{
-    public static readonly StopWorker Instance = new();
-}
 
 /// <summary>
 /// A worker: a sharding entity that computes what the coordinator assigns (slices of a step, statistics chunks,

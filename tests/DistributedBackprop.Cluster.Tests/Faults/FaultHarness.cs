@@ -5,7 +5,7 @@ using Akka.Remote;
 using Akka.Remote.Transport;
 using DistributedBackprop.Cluster.Chaos;
 using DistributedBackprop.Cluster.Hosting;
-using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Cluster.Transport;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Training;
 using Xunit;

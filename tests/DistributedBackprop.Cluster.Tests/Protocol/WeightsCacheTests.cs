@@ -1,6 +1,6 @@
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
-using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Cluster.Contracts;
 using DistributedBackprop.Cluster.Workers;
 using Xunit;
 using static DistributedBackprop.Cluster.Tests.Protocol.ProtocolSamples;

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
-using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Cluster.Contracts;
+using DistributedBackprop.Cluster.Transport;
 using Xunit;
 
 namespace DistributedBackprop.Cluster.Tests.Wire;

@@ -4,7 +4,8 @@ using System.Net.Sockets;
 using System.Text;
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
-using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Cluster.Contracts;
+using DistributedBackprop.Cluster.Transport;
 using Xunit;
 
 namespace DistributedBackprop.Cluster.Tests.Wire;

@@ -4,7 +4,8 @@ using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Akka.Serialization;
 using Akka.TestKit.Xunit2;
-using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Cluster.Contracts;
+using DistributedBackprop.Cluster.Transport;
 using Microsoft.Extensions.DependencyInjection;
 using Xunit;
 

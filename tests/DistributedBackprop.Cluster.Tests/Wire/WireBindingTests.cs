@@ -1,5 +1,6 @@
 using Akka.Actor;
-using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Cluster.Contracts;
+using DistributedBackprop.Cluster.Transport;
 using Xunit;
 
 namespace DistributedBackprop.Cluster.Tests.Wire;

@@ -4,7 +4,8 @@ using System.Text;
 using Akka.Actor;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
-using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Cluster.Contracts;
+using DistributedBackprop.Cluster.Transport;
 using Microsoft.Extensions.DependencyInjection;
 using Xunit;
 

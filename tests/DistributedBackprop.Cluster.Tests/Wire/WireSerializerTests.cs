@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Serialization;
 using Akka.Actor;
-using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Cluster.Contracts;
 using MessagePack;
 using Xunit;
 

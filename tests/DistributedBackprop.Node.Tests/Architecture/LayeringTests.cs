@@ -5,7 +5,8 @@ namespace DistributedBackprop.Node.Tests.Architecture;
 
 /// <summary>
 /// What may depend on what (docs/ARCHITECTURE.md): Core is pure — no Akka, no Cluster, no Node — so every distributed
-/// result has a single-process oracle; Cluster never reaches up into the command line.
+/// result has a single-process oracle; Cluster never reaches up into the command line; the message contracts know
+/// nothing of how they travel.
 /// </summary>
 public sealed class LayeringTests
 {
@@ -21,6 +22,81 @@ public sealed class LayeringTests
         var forbidden = References(Core).Where(name => name.StartsWith("Akka", StringComparison.Ordinal)
                                                        || name is "DistributedBackprop.Cluster" or "distbp").ToList();
         Assert.True(forbidden.Count == 0, $"Core references {string.Join(", ", forbidden)}");
+    }
+
+    [Fact]
+    public void The_contracts_reference_no_transport_type()
+    {
+        const string Contracts = "DistributedBackprop.Cluster.Contracts";
+        const string Transport = "DistributedBackprop.Cluster.Transport";
+        var contracts = Cluster.GetTypes().Where(t => t.Namespace == Contracts).ToList();
+        Assert.Contains(contracts, t => t.Name == "SliceResult"); // the rule reads the real room
+        var uses = contracts.SelectMany(t => UsedTypes(t).Select(used => (t, used)))
+            .Where(p => p.used.Namespace == Transport)
+            .Select(p => $"{p.t.Name} uses {p.used.Name}")
+            .Distinct()
+            .ToList();
+        Assert.True(uses.Count == 0, string.Join("; ", uses));
+    }
+
+    /// <summary>Every type a type's signature and body mention: base types, fields, properties, method signatures and
+    /// the types its method bodies refer to (locals, calls, constructions).</summary>
+    private static IEnumerable<Type> UsedTypes(Type type)
+    {
+        const BindingFlags All = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static
+                                 | BindingFlags.DeclaredOnly;
+        var used = new List<Type?> { type.BaseType };
+        used.AddRange(type.GetInterfaces());
+        used.AddRange(type.GetFields(All).Select(f => f.FieldType));
+        used.AddRange(type.GetProperties(All).Select(p => p.PropertyType));
+        foreach (var method in type.GetMethods(All).Cast<MethodBase>().Concat(type.GetConstructors(All)))
+        {
+            if (method is MethodInfo info)
+            {
+                used.Add(info.ReturnType);
+            }
+            used.AddRange(method.GetParameters().Select(p => p.ParameterType));
+            var body = method.GetMethodBody();
+            if (body is not null)
+            {
+                used.AddRange(body.LocalVariables.Select(l => l.LocalType));
+                used.AddRange(ReferencedTypes(method, body.GetILAsByteArray() ?? []));
+            }
+        }
+        return used.OfType<Type>().SelectMany(t => t.IsGenericType ? t.GetGenericArguments().Append(t) : [t]);
+    }
+
+    /// <summary>The declaring types of every member and type token in an IL body (a 4-byte token after any opcode).</summary>
+    private static IEnumerable<Type> ReferencedTypes(MethodBase method, byte[] il)
+    {
+        var found = new List<Type>();
+        for (var i = 0; i + 4 < il.Length; i++)
+        {
+            var token = BitConverter.ToInt32(il, i + 1);
+            var table = token >> 24;
+            if (table is not (0x01 or 0x02 or 0x04 or 0x06 or 0x0A or 0x1B or 0x2B))
+            {
+                continue;
+            }
+            try
+            {
+                var member = method.Module.ResolveMember(token, method.DeclaringType?.GetGenericArguments(),
+                    method.IsGenericMethod ? method.GetGenericArguments() : null);
+                if (member is Type t)
+                {
+                    found.Add(t);
+                }
+                else if (member?.DeclaringType is { } declaring)
+                {
+                    found.Add(declaring);
+                }
+            }
+            catch (Exception e) when (e is ArgumentException or BadImageFormatException or MissingMemberException or TypeLoadException)
+            {
+                // not a token at this offset
+            }
+        }
+        return found;
     }
 
     [Fact]

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
-using DistributedBackprop.Cluster.Wire;
+using DistributedBackprop.Cluster.Transport;
 using Xunit;
 
 namespace DistributedBackprop.Node.Tests.EndToEnd;

@@ -1,9 +1,10 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Text;
+using DistributedBackprop.Cluster.Contracts;
 using MessagePack;
 
-namespace DistributedBackprop.Cluster.Wire;
+namespace DistributedBackprop.Cluster.Transport;
 
 /// <summary>A data-channel frame that breaks the format or its bounds; the connection that carried it is closed.</summary>
 public class MalformedFrameException(string message) : Exception(message);

@@ -9,8 +9,9 @@ using System.Security.Cryptography.X509Certificates;
 using System.Threading.Channels;
 using Akka.Actor;
 using Akka.Event;
+using DistributedBackprop.Cluster.Contracts;
 
-namespace DistributedBackprop.Cluster.Wire;
+namespace DistributedBackprop.Cluster.Transport;
 
 /// <summary>Where a node's data channel listens and how much it queues per peer.</summary>
 public sealed record DataChannelSettings

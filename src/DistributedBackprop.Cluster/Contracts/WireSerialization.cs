@@ -1,6 +1,6 @@
 using Akka.Hosting;
 
-namespace DistributedBackprop.Cluster.Wire;
+namespace DistributedBackprop.Cluster.Contracts;
 
 /// <summary>Binds every <see cref="IWireMessage"/> to <see cref="WireSerializer"/> (no fallback to Akka's JSON).</summary>
 public static class WireSerialization

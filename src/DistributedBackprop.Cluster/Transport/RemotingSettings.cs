@@ -1,7 +1,7 @@
 using Akka.Configuration;
 using Akka.Hosting;
 
-namespace DistributedBackprop.Cluster.Wire;
+namespace DistributedBackprop.Cluster.Transport;
 
 /// <summary>
 /// The one place for Akka.Remote's frame and buffer sizes. docs/akka-notes.md (Remoting): the defaults (128000b frame, 256000b

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using MessagePack;
 using MessagePack.Formatters;
 
-namespace DistributedBackprop.Cluster.Wire;
+namespace DistributedBackprop.Cluster.Contracts;
 
 /// <summary>A float[] as one MessagePack bin blob of little-endian float32s (not an array of MessagePack floats).</summary>
 public sealed class RawFloatsFormatter : IMessagePackFormatter<float[]>

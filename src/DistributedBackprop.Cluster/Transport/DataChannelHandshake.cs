@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace DistributedBackprop.Cluster.Wire;
+namespace DistributedBackprop.Cluster.Transport;
 
 /// <summary>A data-channel peer that did not prove it holds the cluster secret (or whose hello broke the format).</summary>
 public sealed class HandshakeRefusedException(string message) : Exception(message);

@@ -1,7 +1,8 @@
 using System.Runtime.Serialization;
 using Akka.Actor;
+using DistributedBackprop.Cluster.Contracts;
 
-namespace DistributedBackprop.Cluster.Wire;
+namespace DistributedBackprop.Cluster.Transport;
 
 /// <summary>What became of one <see cref="TensorChunk"/>.</summary>
 public enum ChunkStatus

@@ -1,6 +1,7 @@
 using Akka.Actor;
+using DistributedBackprop.Cluster.Contracts;
 
-namespace DistributedBackprop.Cluster.Wire;
+namespace DistributedBackprop.Cluster.Transport;
 
 /// <summary>
 /// The seam through which large messages travel, so senders do not care how tensors move. A target in this process gets

@@ -4,7 +4,7 @@ using Akka.Actor;
 using Akka.Serialization;
 using MessagePack;
 
-namespace DistributedBackprop.Cluster.Wire;
+namespace DistributedBackprop.Cluster.Contracts;
 
 /// <summary>
 /// The one Akka serializer for every <see cref="IWireMessage"/>: MessagePack contracts, a short stable string manifest per

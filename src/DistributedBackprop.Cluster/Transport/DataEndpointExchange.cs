@@ -1,7 +1,8 @@
 using Akka.Actor;
 using Akka.Cluster;
+using DistributedBackprop.Cluster.Contracts;
 
-namespace DistributedBackprop.Cluster.Wire;
+namespace DistributedBackprop.Cluster.Transport;
 
 /// <summary>
 /// One per node (at /user/<see cref="Name"/>): tells every other member where this node's <see cref="DataChannel"/>

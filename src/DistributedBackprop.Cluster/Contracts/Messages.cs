@@ -1,6 +1,6 @@
 using MessagePack;
 
-namespace DistributedBackprop.Cluster.Wire;
+namespace DistributedBackprop.Cluster.Contracts;
 
 /// <summary>
 /// Marker for every message that may cross the network. All of them are bound to <see cref="WireSerializer"/>; none may

@@ -1,0 +1,30 @@
+using DistributedBackprop.Core.Model;
+
+namespace DistributedBackprop.Cluster.Contracts;
+
+// Messages that never leave their process (the node's entities and its cache, sharding's hand-off), and the marker
+// types that key the actor registry. The remote ones are in Messages.cs.
+
+/// <summary>A local entity asks for the weights of a version.</summary>
+public sealed record GetWeights(string RunId, long Version);
+
+/// <summary>The answer: the weights (shared read-only by the node's entities) and the node's normalised setup.</summary>
+public sealed record WeightsAvailable(long Version, ModelWeights Weights);
+
+/// <summary>The version asked for is older than anything this node still holds.</summary>
+public sealed record WeightsGone(long Version);
+
+/// <summary>Sharding's hand-off stop: processed only when the worker is idle, so no job is cut short.</summary>
+public sealed class StopWorker
+{
+    public static readonly StopWorker Instance = new();
+}
+
+/// <summary>Marker types that key the actor registry.</summary>
+public sealed class WorkerRegion;
+
+public sealed class CoordinatorSingleton;
+
+public sealed class WeightsCacheActor;
+
+public sealed class NodeAgentActor;
