@@ -51,6 +51,25 @@ public static class Senders
         return false;
     }
 
+    /// <summary>The coordinator singleton's path under its node (the manager and the singleton are both "coordinator").</summary>
+    private static readonly string[] CoordinatorPath = ["user", "coordinator", "coordinator"];
+
+    /// <summary>
+    /// True when <paramref name="sender"/> is of this process, or is the coordinator singleton on a member; otherwise drops
+    /// <paramref name="message"/> and says false. What only the coordinator sends — jobs, weights, the normaliser,
+    /// verdicts, the end — is believed from no other actor of another node.
+    /// </summary>
+    public static bool FromCoordinator(IActorRef sender, ActorSystem system, ILoggingAdapter log, object message)
+    {
+        if (!sender.IsNobody() && (NodeOf(sender, system) == SelfAddress(system)
+                                   || (sender.Path.Elements.SequenceEqual(CoordinatorPath) && IsLocalOrMember(sender, system))))
+        {
+            return true;
+        }
+        Drop(log, message, sender, "only the coordinator may send it");
+        return false;
+    }
+
     /// <summary>
     /// Feeds a member's chunk to <paramref name="assembler"/>: the reassembled message once complete, else null. A chunk
     /// the assembler refuses (or a stranger's) is dropped and counted; it never throws into the actor.

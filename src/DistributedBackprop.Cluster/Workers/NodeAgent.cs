@@ -26,7 +26,7 @@ public sealed class NodeAgent : ReceiveActor, IWithTimers
         Receive<Register>(_ => _coordinator.Tell(new RegisterNode(_cluster.SelfAddress.ToString(), _context.ConfigHash)));
         Receive<NodeVerdict>(verdict =>
         {
-            if (!FromMember(verdict) || verdict.Accepted)
+            if (!FromCoordinator(verdict) || verdict.Accepted)
             {
                 return;
             }
@@ -35,7 +35,7 @@ public sealed class NodeAgent : ReceiveActor, IWithTimers
         });
         Receive<JobFinished>(finished =>
         {
-            if (FromMember(finished) && finished.RunId == _context.ConfigHash)
+            if (FromCoordinator(finished) && finished.RunId == _context.ConfigHash)
             {
                 _context.Finished.TrySetResult(new JobOutcome(finished.ExitCode, finished.Message, null));
             }
@@ -44,7 +44,7 @@ public sealed class NodeAgent : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    private bool FromMember(object message) => Senders.FromMember(Sender, Context.System, _log, message);
+    private bool FromCoordinator(object message) => Senders.FromCoordinator(Sender, Context.System, _log, message);
 
     private sealed class Register
     {

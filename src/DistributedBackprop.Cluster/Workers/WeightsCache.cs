@@ -30,17 +30,17 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
         _context = context;
         _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System),
             maxTransferBytes: context.LargestMessageBytes);
-        // Weights, the normaliser and their chunks are believed only from this process or a member (Senders).
+        // Weights, the normaliser and their chunks are believed only from this process or the coordinator (Senders).
         Receive<TensorChunk>(chunk =>
         {
-            if (Senders.Reassemble(_assembler, Sender, Context.System, _log, chunk) is { } complete)
+            if (FromCoordinator(chunk) && Senders.Reassemble(_assembler, Sender, Context.System, _log, chunk) is { } complete)
             {
                 Self.Forward(complete);
             }
         });
         Receive<NormaliserReady>(ready =>
         {
-            if (!FromMember(ready))
+            if (!FromCoordinator(ready))
             {
                 return;
             }
@@ -59,11 +59,11 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
         });
     }
 
-    private bool FromMember(object message) => Senders.FromMember(Sender, Context.System, _log, message);
+    private bool FromCoordinator(object message) => Senders.FromCoordinator(Sender, Context.System, _log, message);
 
     private void OnWeights(WeightsVersion message)
     {
-        if (!FromMember(message))
+        if (!FromCoordinator(message))
         {
             return;
         }

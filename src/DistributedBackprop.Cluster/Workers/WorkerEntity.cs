@@ -83,7 +83,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         // The provider's address is the cluster's self address (and still an address outside a cluster, in tests).
         Receive<StartWorker>(start =>
         {
-            if (FromMember(start))
+            if (FromCoordinator(start))
             {
                 Sender.Tell(new WorkerStarted(start.RunId, _workerId,
                     ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString()));
@@ -91,7 +91,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         });
         Receive<ComputeSlices>(job =>
         {
-            if (FromMember(job) && IsThisRun(job.RunId, job.Step) && InRange(job, job.FirstSlice, job.SliceCount,
+            if (FromCoordinator(job) && IsThisRun(job.RunId, job.Step) && InRange(job, job.FirstSlice, job.SliceCount,
                     _context.Options.Slices, "slices") && InRange(job, job.Step, 1, TotalSteps, "steps"))
             {
                 WithWeights(job.RunId, job.Version, Sender, weights => ComputeSlices(job, weights));
@@ -99,7 +99,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         });
         Receive<EvaluateChunks>(job =>
         {
-            if (FromMember(job) && IsThisRun(job.RunId, job.Version)
+            if (FromCoordinator(job) && IsThisRun(job.RunId, job.Version)
                 && InRange(job, job.FirstChunk, job.ChunkCount, Evaluator.ChunkCount(_context.RawData.Test.Count), "evaluation chunks"))
             {
                 WithWeights(job.RunId, job.Version, Sender, weights => Evaluate(job, weights));
@@ -107,7 +107,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         });
         Receive<ComputeStatistics>(job =>
         {
-            if (FromMember(job) && IsThisRun(job.RunId, -1)
+            if (FromCoordinator(job) && IsThisRun(job.RunId, -1)
                 && InRange(job, job.ChunkRows, 1, FeatureStatistics.DefaultChunkRows + 1, "rows per chunk")
                 && InRange(job, job.FirstChunk, job.ChunkCount,
                     (_context.RawData.Train.Count + job.ChunkRows - 1) / job.ChunkRows, "statistics chunks"))
@@ -208,7 +208,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
 
     private long TotalSteps => (long)(_context.RawData.Train.Count / _context.Options.Batch) * _context.Options.Epochs;
 
-    private bool FromMember(object job) => Senders.FromMember(Sender, Context.System, _log, job);
+    private bool FromCoordinator(object job) => Senders.FromCoordinator(Sender, Context.System, _log, job);
 
     /// <summary>
     /// A job's range [<paramref name="first"/>, first + <paramref name="count"/>) must lie in [0, <paramref name="limit"/>)
