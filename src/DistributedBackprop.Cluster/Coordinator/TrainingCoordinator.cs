@@ -43,10 +43,9 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly SortedDictionary<string, string> _placement = new(StringComparer.Ordinal);
     private readonly WorkAssignment _work;
     private readonly FaultLog _faults = new();
-    private readonly Dictionary<string, int> _strikes = [];
     private readonly List<double> _recentSteps = [];
     // Fingerprints of this step's results whose slices also went out as speculative copies.
-    private readonly Dictionary<(long Step, TreeNode Node), (string Worker, byte[] Hash, DateTime Taken)> _fingerprints = [];
+    private readonly ResultVerifier _verifier = new(FingerprintKeep);
     // A straggler's result may arrive many steps late (the others go on without it while it is silent): its copy's
     // fingerprint is kept this long so the late result can still be cross-checked. By time, not steps: a step of a small
     // model takes well under a millisecond, so 1,000 steps had gone by before a 1.5 s straggler answered.
@@ -457,14 +456,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var step = state.Step;
         _stepClock.Restart();
         _stepCompute = 0;
-        if (_fingerprints.Count > 0)
-        {
-            var now = DateTime.UtcNow;
-            foreach (var old in _fingerprints.Where(f => now - f.Value.Taken > FingerprintKeep).Select(f => f.Key).ToList())
-            {
-                _fingerprints.Remove(old);
-            }
-        }
+        _verifier.Expire(DateTime.UtcNow);
         _faultsAtStepStart = _faults.Records.Count;
         Array.Clear(_stepSlices);
         _stepStragglers.Clear();
@@ -548,7 +540,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             // A NaN/Inf sum is recomputed on another worker once; if that one agrees, it is the data's, and the health
             // monitor deals with it; if not, the first worker was wrong.
-            var strikes = _strikes[result.WorkerId] = _strikes.GetValueOrDefault(result.WorkerId) + 1;
+            var strikes = _verifier.Strike(result.WorkerId);
             var handling = $"dropped; slices {first}..{end - 1} recomputed elsewhere";
             if (strikes >= 2)
             {
@@ -564,7 +556,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         if (_work.Current.Any(a => a.Copy && a.First < node.End(setup.Options.Slices) && node.First < a.End))
         {
             // A speculative copy of these slices is out: keep a fingerprint so the two results can be compared.
-            _fingerprints[(result.Step, node)] = (result.WorkerId, Fingerprint(result.Sum), DateTime.UtcNow);
+            _verifier.Remember(result.Step, node, result.WorkerId, result.Sum, DateTime.UtcNow);
         }
         _reducer!.Add(node, result.Sum);
         Array.Fill(_stepSlices, result.WorkerId, first, end - first);
@@ -587,24 +579,21 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     /// </summary>
     private void CrossCheck(TreeNode node, SliceResult duplicate)
     {
-        if (!_fingerprints.TryGetValue((duplicate.Step, node), out var first) || first.Worker == duplicate.WorkerId)
+        var comparison = _verifier.Compare(duplicate.Step, node, duplicate.WorkerId, duplicate.Sum, out var first);
+        if (comparison == ResultVerifier.Comparison.Nothing)
         {
             _log.Debug("dropped a duplicate result for step {0} from {1}", duplicate.Step, duplicate.WorkerId);
-            return;
         }
-        if (!Fingerprint(duplicate.Sum).AsSpan().SequenceEqual(first.Hash))
+        else if (comparison == ResultVerifier.Comparison.Different)
         {
             var end = node.End(_setup!.Options.Slices) - 1;
-            _log.Error("{0} and {1} disagree on slices {2}..{3} of step {4}", first.Worker, duplicate.WorkerId, node.First, end,
+            _log.Error("{0} and {1} disagree on slices {2}..{3} of step {4}", first, duplicate.WorkerId, node.First, end,
                 duplicate.Step);
-            _faults.Add("duplicate-mismatch", duplicate.Step, $"{first.Worker} vs {duplicate.WorkerId}",
+            _faults.Add("duplicate-mismatch", duplicate.Step, $"{first} vs {duplicate.WorkerId}",
                 $"the two results for slices {node.First}..{end} differ: one worker is corrupt; the first result was used",
                 duplicate.WorkerId);
         }
     }
-
-    private static byte[] Fingerprint(float[] sum) =>
-        System.Security.Cryptography.SHA256.HashData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(sum.AsSpan()));
 
     private void ApplyStep()
     {
