@@ -108,7 +108,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         Receive<ComputeStatistics>(job =>
         {
             if (FromCoordinator(job) && IsThisRun(job.RunId, -1)
-                && InRange(job, job.ChunkRows, 1, FeatureStatistics.DefaultChunkRows + 1, "rows per chunk")
+                && InBounds(job, job.ChunkRows, 1, FeatureStatistics.DefaultChunkRows, "rows per chunk")
                 && InRange(job, job.FirstChunk, job.ChunkCount,
                     (_context.RawData.Train.Count + job.ChunkRows - 1) / job.ChunkRows, "statistics chunks"))
             {
@@ -221,6 +221,17 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             return true;
         }
         Senders.Drop(_log, job, Sender, $"{what} {first}..{first + count - 1} are outside 0..{limit - 1}");
+        return false;
+    }
+
+    /// <summary>A job's <paramref name="value"/> must lie in [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    private bool InBounds(object job, long value, long min, long max, string what)
+    {
+        if (value >= min && value <= max)
+        {
+            return true;
+        }
+        Senders.Drop(_log, job, Sender, $"{what} {value} is outside {min}..{max}");
         return false;
     }
 

@@ -99,6 +99,8 @@ public sealed class WorkerEntityTests : TestKit
     public void Jobs_outside_the_runs_ranges_are_dropped_and_the_entity_takes_the_next()
     {
         var coordinator = CreateTestProbe();
+        var errors = CreateTestProbe();
+        Sys.EventStream.Subscribe(errors.Ref, typeof(Akka.Event.Error));
         coordinator.Send(_cache, Weights(0));
         // Zero rows per chunk and two billion chunks once looped for ever, allocating; the others index past the data.
         coordinator.Send(_entity, new ComputeStatistics(WorkerId, RunId, 0, int.MaxValue, 0));
@@ -110,10 +112,12 @@ public sealed class WorkerEntityTests : TestKit
         coordinator.Send(_entity, new ComputeSlices(WorkerId, RunId, Step: -1, Version: 0, FirstSlice: 0, SliceCount: 1));
         coordinator.Send(_entity, new EvaluateChunks(WorkerId, RunId, 0, 0, int.MaxValue));
 
-        // Nothing came of them: the entity answers in order, and the next good job is the first to be answered.
+        // Nothing came of them: the entity answers in order, and the next good job is the first to be answered — by the
+        // same incarnation (a job that threw would have been logged as an error before the entity restarted).
         coordinator.Send(_entity, new ComputeSlices(WorkerId, RunId, 0, 0, 0, 1));
         var result = coordinator.ExpectMsg<SliceResult>(Patience);
         Assert.Equal((RunId, 0L, 0, 0), (result.RunId, result.Step, result.Level, result.Index));
+        Assert.False(errors.HasMessages, errors.HasMessages ? errors.ReceiveOne(TimeSpan.Zero)?.ToString() : "");
     }
 
     [Fact]
