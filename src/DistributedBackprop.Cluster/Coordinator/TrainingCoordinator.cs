@@ -521,7 +521,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         }
         if (result.RunId != _runId || result.Sum.Length != setup.Network.ResultLength || result.Level < 0
             || result.Index < 0 || result.Level > GradientTree.RootLevel(setup.Options.Slices)
-            || node.First >= setup.Options.Slices)
+            || ((long)result.Index << result.Level) >= setup.Options.Slices)
         {
             _log.Debug("dropped a malformed result for step {0} from {1}", result.Step, result.WorkerId);
             return;

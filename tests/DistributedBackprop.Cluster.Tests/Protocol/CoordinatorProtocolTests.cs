@@ -164,8 +164,10 @@ public sealed class CoordinatorProtocolTests : TestKit
         messages.Add(Result(runId, 0, 0, new TreeNode(0, 1), garbage[..7]));
         messages.Add(new WorkFailed("another-run", 0, "worker-9", "refused: not my run"));
         var shuffled0 = messages.OrderBy(_ => rng.Next()).ToList();
-        // First, garbage "from worker-0" that another actor sends: a result counts only from its worker.
+        // First, garbage "from worker-0" that another actor sends: a result counts only from its worker; and garbage from
+        // worker-0 for a node whose first slice, 2^32, wraps to slice 0 in 32-bit arithmetic.
         run.Coordinator.Tell(Result(runId, 0, 0, new TreeNode(0, 0), garbage), run.Region.Ref);
+        run.Coordinator.Tell(Result(runId, 0, 0, new TreeNode(2, 1 << 30), garbage), run.Worker.Ref);
         foreach (var message in shuffled0)
         {
             run.Coordinator.Tell(message, run.Worker.Ref);
