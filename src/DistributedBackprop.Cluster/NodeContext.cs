@@ -57,6 +57,7 @@ public sealed class NodeContext
         ConfigHash = options.ConfigHash();
         // Workers on one node share its cores; their slices never depend on it.
         ThreadsPerWorker = Math.Max(1, options.Threads / Math.Max(1, localWorkers));
+        _largestMessageBytes = new Lazy<int>(() => LargestMessageOf(options));
     }
 
     public TrainingOptions Options { get; }
@@ -88,14 +89,15 @@ public sealed class NodeContext
     /// The most bytes one message of this job may take on the wire: its largest tensor (a result vector, a weights
     /// version, or the data statistics) with room for the framing. Frames and chunked transfers past it are refused.
     /// </summary>
-    public int LargestMessageBytes
+    public int LargestMessageBytes => _largestMessageBytes.Value;
+
+    private readonly Lazy<int> _largestMessageBytes;
+
+    private static int LargestMessageOf(TrainingOptions options)
     {
-        get
-        {
-            var network = new Core.Model.Network(TrainingSetup.SpecOf(Options));
-            return Transport.DataFrames.FrameLimitFor(Math.Max(Math.Max(network.ResultLength,
-                (long)network.ParameterCount + network.BufferCount), 4L * network.InputSize));
-        }
+        var network = new Core.Model.Network(TrainingSetup.SpecOf(options));
+        return Transport.DataFrames.FrameLimitFor(Math.Max(Math.Max(network.ResultLength,
+            (long)network.ParameterCount + network.BufferCount), 4L * network.InputSize));
     }
 
     /// <summary>Result buffers shared by the workers and the coordinator of this process (no per-step allocation).</summary>

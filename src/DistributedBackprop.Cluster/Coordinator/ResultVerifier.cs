@@ -38,6 +38,10 @@ public sealed class ResultVerifier(TimeSpan keep)
     /// </summary>
     public void Expire(DateTime now)
     {
+        if (_fingerprints.Count == 0)
+        {
+            return; // the usual case, every step: nothing to allocate
+        }
         foreach (var old in _fingerprints.Where(f => now - f.Value.Taken > keep).Select(f => f.Key).ToList())
         {
             _fingerprints.Remove(old);

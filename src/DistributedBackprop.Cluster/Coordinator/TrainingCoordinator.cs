@@ -56,6 +56,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly List<string> _stepStragglers = [];
 
     private TrainingSetup? _setup;
+    private RunSchedule? _schedule;
     private TrainingState? _state;
     private GradientTreeReducer? _reducer;
     private WeightsVersion? _current;
@@ -407,6 +408,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                 }
                 var merged = FeatureStatistics.MergeInOrder(train.FeatureCount, partials!);
                 _setup = _context.UseNormaliser(FeatureNormaliser.FromStatistics(merged));
+                _schedule = new RunSchedule(_setup);
                 _state = RestoreOrStart(_setup);
                 _reducer = new GradientTreeReducer(_setup.Options.Slices, _context.Pool);
                 _run.Info("run-started", $"training steps {_state.Step}..{_setup.TotalSteps - 1}: {_workerIds.Length} workers, "
@@ -639,9 +641,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         }
         observer?.OnStep(report, epoch, stepInEpoch, setup.Plan.StepsPerEpoch,
             _stepsRun * setup.Options.Batch / _trainSeconds);
-        var schedule = new RunSchedule(setup);
-        var endOfEpoch = schedule.EndsEpoch(stepInEpoch);
-        if (setup.Options.CheckpointDir is { } dir && schedule.CheckpointDue(state.Step, endOfEpoch))
+        var endOfEpoch = _schedule!.EndsEpoch(stepInEpoch);
+        if (setup.Options.CheckpointDir is { } dir && _schedule.CheckpointDue(state.Step, endOfEpoch))
         {
             _run.Checkpoint(new CheckpointStore(dir).Save(setup, state), state.Step);
         }
@@ -787,7 +788,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         StopWaiting();
         var setup = _setup!;
         var state = _state!;
-        var result = new RunSchedule(setup).Result(state, _stepsRun, _trainSeconds, _lastLoss, _test);
+        var result = _schedule!.Result(state, _stepsRun, _trainSeconds, _lastLoss, _test);
         var steps = Math.Max(1, _stepsRun);
         var extra = new JsonObject
         {

@@ -142,7 +142,7 @@ public sealed class DataChannel : IExtension, IDisposable
     public long FramesSent => Interlocked.Read(ref _framesSent);
 
     /// <summary>Inbound connections this node refused or closed, for any reason.</summary>
-    public long ConnectionsRejected => _refusals.Sum(r => Interlocked.Read(ref r));
+    public long ConnectionsRejected => Enum.GetValues<PeerRefusal>().Sum(Refusals);
 
     /// <summary>Inbound connections refused or closed for <paramref name="reason"/>.</summary>
     public long Refusals(PeerRefusal reason) => Interlocked.Read(ref _refusals[(int)reason]);
