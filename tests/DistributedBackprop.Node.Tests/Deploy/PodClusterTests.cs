@@ -24,9 +24,11 @@ public sealed class PodClusterTests(ITestOutputHelper output)
         var prefix = $"dbpt{Environment.ProcessId % 100000}";
         string[] pods = ["distbp-0", "distbp-1", "distbp-2"];
         var addresses = pods.Select((_, k) => $"10.231.0.{k + 2}").ToArray();
-        // The ConfigMap as the pods get it, with a shorter run and outputs in the test's folder.
+        // The ConfigMap as the pods get it, with outputs in the test's folder and a run long enough (20 epochs, ~620
+        // steps) that the pod is deleted mid-run: with 3 epochs a fast machine finished the job between the probe that
+        // picked the victim and the SIGTERM, and the victim exited 0.
         var env = ConfigMap();
-        env["DISTBP_EPOCHS"] = "3";
+        env["DISTBP_EPOCHS"] = "20";
         env["DISTBP_OUT"] = folder.File("model.distbp");
         env["DISTBP_SUMMARY_JSON"] = folder.File("summary.json");
         env["DISTBP_CHECKPOINT_DIR"] = folder.File("checkpoints");
