@@ -50,7 +50,7 @@ public sealed class RunRecorder : IDisposable
     public RunFiles? Files => _log?.Files;
 
     public void Step(StepReport report, int epoch, TrainingState state, int batch, double wallSeconds,
-        double computeSeconds, double coordinatorSeconds, int workersAlive, string?[] sliceWorkers,
+        double computeSeconds, double coordinatorSeconds, int workersAlive, IReadOnlyList<string?> sliceWorkers,
         IReadOnlyCollection<string> stragglers)
     {
         if (!_stepLines)

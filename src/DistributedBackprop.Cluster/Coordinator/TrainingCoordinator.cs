@@ -8,7 +8,6 @@ using DistributedBackprop.Cluster.Contracts;
 using DistributedBackprop.Cluster.Telemetry;
 using DistributedBackprop.Cluster.Transport;
 using DistributedBackprop.Cluster.Trust;
-using DistributedBackprop.Core;
 using DistributedBackprop.Core.Checkpoints;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Kernels;
@@ -18,15 +17,28 @@ namespace DistributedBackprop.Cluster.Coordinator;
 
 /// <summary>
 /// The cluster singleton that owns the weights. It waits for enough members, starts the workers, merges their feature
-/// statistics in chunk order, then runs the step protocol of docs/ARCHITECTURE.md: give each live worker a contiguous run of slices
-/// by step id, complete the canonical tree from the subtree sums they return, apply the step (health veto, clipping,
-/// optimizer) with the same <see cref="TrainingState"/> as the single-process trainer, and broadcast the new weights
-/// once per node. Faults never change the result, only who computes what: a lost worker's slices go to live workers at
-/// once, a straggler's get a speculative copy, a NaN result is recomputed elsewhere, a new incarnation resumes from the
-/// newest valid checkpoint. Results for another run, step or version, and duplicates, are dropped.
+/// statistics in chunk order, then runs the step protocol of docs/ARCHITECTURE.md: give each live worker a contiguous
+/// run of slices by step id, complete the canonical tree from the subtree sums they return, apply the step (health
+/// veto, clipping, optimizer) with the same <see cref="TrainingState"/> as the single-process trainer, and broadcast the
+/// new weights once per node. Faults never change the result, only who computes what: a lost worker's slices go to
+/// live workers at once, a straggler's get a speculative copy, a NaN result is recomputed elsewhere, a new incarnation
+/// resumes from the newest valid checkpoint. Results for another run, step or version, and duplicates, are dropped.
+/// <para>
+/// The actor routes messages and moves between phases; the state of each concern lives in its own room:
+/// <see cref="ClusterView"/> (members, caches, placement), <see cref="WorkAssignment"/> (who computes which slices),
+/// <see cref="ResultVerifier"/> (duplicates and corrupt results), <see cref="StepCollection"/> (the step's tree),
+/// <see cref="PublishedWeights"/> (the versions handed out), <see cref="StepTimings"/>, <see cref="PhaseWait"/> (never
+/// hang), <see cref="RunSchedule"/> (the step loop shared with the single-process trainer), <see cref="RunRecorder"/>
+/// and <see cref="FaultLog"/> (what happened), <see cref="RunOutputs"/> and <see cref="EndOfJob"/>.
+/// </para>
 /// </summary>
 public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 {
+    // A straggler's result may arrive many steps late (the others go on without it while it is silent): its copy's
+    // fingerprint is kept this long so the late result can still be cross-checked. By time, not steps: a step of a small
+    // model takes well under a millisecond, so 1,000 steps had gone by before a 1.5 s straggler answered.
+    private static readonly TimeSpan FingerprintKeep = TimeSpan.FromSeconds(30);
+
     private readonly NodeContext _context;
     private readonly IActorRef _workers;
     private readonly TensorTransport _transport;
@@ -35,50 +47,24 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private readonly string _runId;
     private readonly string[] _workerIds;
-    private readonly Dictionary<Address, IActorRef> _caches = [];
-    private readonly HashSet<Address> _members = [];
-    private readonly HashSet<Address> _unreachable = [];
-    // Nodes whose configuration hash matched ours; only they count towards --min-nodes.
-    private readonly HashSet<string> _accepted = new(StringComparer.Ordinal);
-    private readonly SortedDictionary<string, string> _placement = new(StringComparer.Ordinal);
+    private readonly ClusterView _view;
     private readonly WorkAssignment _work;
-    private readonly FaultLog _faults = new();
-    private readonly List<double> _recentSteps = [];
-    // Fingerprints of this step's results whose slices also went out as speculative copies.
     private readonly ResultVerifier _verifier = new(FingerprintKeep);
-    // A straggler's result may arrive many steps late (the others go on without it while it is silent): its copy's
-    // fingerprint is kept this long so the late result can still be cross-checked. By time, not steps: a step of a small
-    // model takes well under a millisecond, so 1,000 steps had gone by before a 1.5 s straggler answered.
-    private static readonly TimeSpan FingerprintKeep = TimeSpan.FromSeconds(30);
-    // The run folder, and what this step's line reports: who computed each slice, whose slices got a speculative copy.
+    private readonly FaultLog _faults = new();
+    private readonly PhaseWait _wait = new();
+    private readonly PublishedWeights _published;
     private RunRecorder _run = RunRecorder.None;
-    private readonly string?[] _stepSlices;
-    private readonly List<string> _stepStragglers = [];
 
+    // Known once the feature statistics are merged.
     private TrainingSetup? _setup;
-    private RunSchedule? _schedule;
     private TrainingState? _state;
-    private GradientTreeReducer? _reducer;
-    private WeightsVersion? _current;
+    private StepCollection? _step;
+    private RunProgress? _progress;
     private long? _resumedFrom;
-    private readonly (float[] Parameters, float[] Buffers)?[] _ring = new (float[], float[])?[WeightsRetention.PublishedVersions];
     private bool _resuming;
-    private int _phase;
-    private DateTime _lastProgress = DateTime.UtcNow;
+    // What the current phase does when the nodes that count towards --min-nodes change, or a worker is lost.
     private Action? _onMembersChanged;
     private Action<string>? _onWorkerLost;
-    private int _waitingPhase;
-    private Action? _nudge;
-    private Func<string>? _waitingFor;
-
-    // Per-step bookkeeping for the summary: wall, compute (slowest worker), coordinator work, bytes over the network.
-    private readonly Stopwatch _stepClock = new();
-    private double _stepCompute;
-    private int _faultsAtStepStart;
-    private double _trainSeconds, _computeSeconds, _coordinatorSeconds;
-    private long _bytesSent, _stepsRun;
-    private double _lastLoss = double.NaN;
-    private Evaluation _test = new(double.NaN, double.NaN, 0);
 
     public TrainingCoordinator(NodeContext context, IActorRef workers)
     {
@@ -89,8 +75,9 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             maxTransferBytes: context.LargestMessageBytes);
         _runId = context.ConfigHash;
         _workerIds = Enumerable.Range(0, context.Options.Workers).Select(Hosting.WorkerMessageExtractor.WorkerId).ToArray();
+        _view = new ClusterView(_cluster.SelfAddress);
         _work = new WorkAssignment(context.Options.Slices, _workerIds);
-        _stepSlices = new string?[context.Options.Slices];
+        _published = new PublishedWeights(_runId);
         Become(WaitingForMembers);
     }
 
@@ -98,6 +85,13 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     /// <summary>Fires while a phase waits: speculate on stragglers, re-send what is missing, give up after the bounded wait.</summary>
     private sealed record Tick(int Phase);
+
+    private sealed class DownAfterTheEnd
+    {
+        public static readonly DownAfterTheEnd Instance = new();
+    }
+
+    private long Step => _state?.Step ?? 0;
 
     protected override void PreStart()
     {
@@ -130,119 +124,50 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _run.Dispose();
     }
 
-    // ---- always ----
+    // ---- in every phase: membership, registrations, weights requests, late results ----
 
     private void Common()
     {
         Receive<Tick>(OnTick);
-        // A straggler's result that arrives between steps (evaluation, the end) still shows that its worker is alive,
-        // and is still compared with the copy that won.
-        Receive<SliceResult>(late =>
-        {
-            if (!FromWorker(late, late.WorkerId))
-            {
-                return;
-            }
-            if (late.RunId == _runId)
-            {
-                _work.Answered(late.WorkerId);
-                CrossCheck(new TreeNode(late.Level, late.Index), late);
-            }
-            _context.Pool.Return(late.Sum);
-        });
+        Receive<SliceResult>(OnLateResult);
         Receive<ClusterEvent.MemberUp>(up =>
         {
-            _members.Add(up.Member.Address);
-            _run.MemberUp(up.Member, _state?.Step ?? 0);
+            _view.MemberUp(up.Member.Address);
+            _run.MemberUp(up.Member, Step);
             ClusterChanged();
             Context.ActorSelection(new RootActorPath(up.Member.Address) / "user" / "weights-cache")
                 .Tell(new Identify(up.Member.Address));
         });
         Receive<ClusterEvent.UnreachableMember>(e =>
         {
-            _run.Reachability(e.Member.Address, reachable: false, _state?.Step ?? 0);
+            _run.Reachability(e.Member.Address, reachable: false, Step);
             NodeLost(e.Member.Address, "node-unreachable");
             ClusterChanged();
         });
         Receive<ClusterEvent.ReachableMember>(e =>
         {
-            _unreachable.Remove(e.Member.Address);
-            foreach (var worker in WorkersOn(e.Member.Address))
+            foreach (var worker in _view.Reachable(e.Member.Address))
             {
                 _work.MarkAlive(worker);
             }
-            _run.Reachability(e.Member.Address, reachable: true, _state?.Step ?? 0);
+            _run.Reachability(e.Member.Address, reachable: true, Step);
             ClusterChanged();
         });
         Receive<ClusterEvent.MemberRemoved>(removed =>
         {
             NodeLost(removed.Member.Address, "node-removed");
-            _members.Remove(removed.Member.Address);
-            _caches.Remove(removed.Member.Address);
-            _unreachable.Remove(removed.Member.Address);
-            _accepted.Remove(removed.Member.Address.ToString());
+            _view.Removed(removed.Member.Address);
             // Sharding re-homes the lost node's workers; the first message starts them on a live node.
             foreach (var worker in _workerIds.Where(_work.IsDead))
             {
                 _workers.Tell(new StartWorker(worker, _runId), Self);
             }
-            _run.MemberRemoved(removed.Member.Address, _state?.Step ?? 0);
+            _run.MemberRemoved(removed.Member.Address, Step);
             ClusterChanged();
         });
-        Receive<WorkerStarted>(started =>
-        {
-            if (started.RunId != _runId || !FromWorker(started, started.WorkerId))
-            {
-                return;
-            }
-            // Where the worker runs is where its answer came from, not what the message says.
-            var node = Senders.NodeOf(Sender, Context.System);
-            _placement[started.WorkerId] = node.ToString();
-            if (_members.Contains(node) && !_unreachable.Contains(node))
-            {
-                _work.MarkAlive(started.WorkerId);
-            }
-            ClusterChanged();
-        });
-        Receive<ActorIdentity>(identity =>
-        {
-            if (identity.MessageId is Address address && identity.Subject is { } cache && _members.Contains(address))
-            {
-                _caches[address] = cache;
-                // A node that comes up mid-run gets the normaliser and the current weights at once.
-                if (_setup is not null)
-                {
-                    _transport.Send(cache, NormaliserMessage(), Self);
-                }
-                if (_current is not null)
-                {
-                    SendWeights(cache, _current);
-                }
-                _onMembersChanged?.Invoke();
-            }
-        });
-        Receive<RegisterNode>(node =>
-        {
-            // The node is the one the registration came from (its agent), and must be a member.
-            if (!FromMember(node))
-            {
-                return;
-            }
-            var address = Senders.NodeOf(Sender, Context.System);
-            var accepted = node.ConfigHash == _context.ConfigHash;
-            if (!accepted)
-            {
-                _log.Warning("refused node {0}: its configuration hash {1} differs from the coordinator's {2}",
-                    address, node.ConfigHash, _context.ConfigHash);
-            }
-            // A refused node learns nothing of this run (neither its id nor its options' hash).
-            Sender.Tell(new NodeVerdict(accepted, accepted ? _runId : "", accepted ? "" :
-                $"this node was started with training options (hash {node.ConfigHash}) that differ from the coordinator's; start every node with the same options"));
-            if (accepted && _accepted.Add(address.ToString()))
-            {
-                _onMembersChanged?.Invoke();
-            }
-        });
+        Receive<WorkerStarted>(OnWorkerStarted);
+        Receive<ActorIdentity>(OnCacheIdentified);
+        Receive<RegisterNode>(OnRegisterNode);
         Receive<TensorChunk>(chunk =>
         {
             if (Senders.Reassemble(_assembler, Sender, Context.System, _log, chunk) is { } complete)
@@ -252,13 +177,9 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         });
         Receive<PullWeights>(pull =>
         {
-            if (!FromMember(pull))
+            if (FromMember(pull) && _published.Current is { } current && pull.RunId == _runId && pull.Version == current.Version)
             {
-                return;
-            }
-            if (_current is not null && pull.RunId == _runId && pull.Version == _current.Version)
-            {
-                SendWeights(Sender, _current);
+                SendWeights(Sender, current);
             }
         });
         Receive<WorkFailed>(failed =>
@@ -273,26 +194,90 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         });
     }
 
-    /// <summary>A "cluster" line in the run folder's events when the nodes or the live workers changed.</summary>
-    private void ClusterChanged() =>
-        _run.Snapshot(_state?.Step ?? 0, _members, _unreachable, _placement, _work.Alive, _cluster.SelfAddress);
-
-    private IEnumerable<string> WorkersOn(Address node) =>
-        _placement.Where(p => p.Value == node.ToString()).Select(p => p.Key);
-
-    private void NodeLost(Address node, string kind)
+    /// <summary>
+    /// A straggler's result that arrives between steps (evaluation, the end) still shows that its worker is alive, and
+    /// is still compared with the copy that won.
+    /// </summary>
+    private void OnLateResult(SliceResult late)
     {
-        if (node == _cluster.SelfAddress)
+        if (!FromWorker(late, late.WorkerId))
         {
             return;
         }
-        _unreachable.Add(node);
-        foreach (var worker in WorkersOn(node).ToList())
+        if (late.RunId == _runId)
+        {
+            _work.Answered(late.WorkerId);
+            CrossCheck(new TreeNode(late.Level, late.Index), late);
+        }
+        _context.Pool.Return(late.Sum);
+    }
+
+    private void OnWorkerStarted(WorkerStarted started)
+    {
+        if (started.RunId != _runId || !FromWorker(started, started.WorkerId))
+        {
+            return;
+        }
+        // Where the worker runs is where its answer came from, not what the message says.
+        var node = Senders.NodeOf(Sender, Context.System);
+        _view.Place(started.WorkerId, node.ToString());
+        if (_view.IsUsable(node))
+        {
+            _work.MarkAlive(started.WorkerId);
+        }
+        ClusterChanged();
+    }
+
+    private void OnCacheIdentified(ActorIdentity identity)
+    {
+        if (identity.MessageId is not Address address || identity.Subject is not { } cache || !_view.CacheFound(address, cache))
+        {
+            return;
+        }
+        // A node that comes up mid-run gets the normaliser and the current weights at once.
+        if (_setup is not null)
+        {
+            _transport.Send(cache, NormaliserMessage(), Self);
+        }
+        if (_published.Current is { } current)
+        {
+            SendWeights(cache, current);
+        }
+        _onMembersChanged?.Invoke();
+    }
+
+    private void OnRegisterNode(RegisterNode node)
+    {
+        // The node is the one the registration came from (its agent), and must be a member.
+        if (!FromMember(node))
+        {
+            return;
+        }
+        var address = Senders.NodeOf(Sender, Context.System);
+        var verdict = _view.Register(address, node.ConfigHash, _runId, _context.ConfigHash, out var newlyAccepted);
+        if (!verdict.Accepted)
+        {
+            _log.Warning("refused node {0}: its configuration hash {1} differs from the coordinator's {2}",
+                address, node.ConfigHash, _context.ConfigHash);
+        }
+        Sender.Tell(verdict);
+        if (newlyAccepted)
+        {
+            _onMembersChanged?.Invoke();
+        }
+    }
+
+    /// <summary>A "cluster" line in the run folder's events when the nodes or the live workers changed.</summary>
+    private void ClusterChanged() =>
+        _run.Snapshot(Step, _view.Members, _view.Unreachable, _view.Placement, _work.Alive, _cluster.SelfAddress);
+
+    private void NodeLost(Address node, string kind)
+    {
+        foreach (var worker in _view.Lost(node))
         {
             if (_work.MarkDead(worker))
             {
-                _faults.Add(kind, _state?.Step ?? 0, $"{worker}@{node}", "its slices went to live workers", worker,
-                    node.ToString());
+                _faults.Add(kind, Step, $"{worker}@{node}", "its slices went to live workers", worker, node.ToString());
                 _onWorkerLost?.Invoke(worker);
             }
         }
@@ -304,11 +289,11 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     {
         _resuming = _context.Options.CheckpointDir is { } dir && new CheckpointStore(dir).List().Any();
         Common();
+        // A refused node (other options) is a member with a cache, but must not start the job. A run that resumes (a
+        // checkpoint exists: the singleton moved) goes on with the nodes it has.
         _onMembersChanged = () =>
         {
-            // A refused node (other options) is a member with a cache, but must not start the job. A run that resumes
-            // (a checkpoint exists: the singleton moved) goes on with the nodes it has.
-            if (_caches.Keys.Count(a => _accepted.Contains(a.ToString())) >= (_resuming ? 1 : _context.Outputs.MinNodes))
+            if (_view.AcceptedCaches >= (_resuming ? 1 : _context.Outputs.MinNodes))
             {
                 _workers.Tell(GetCurrentRegions.Instance, Self);
             }
@@ -349,7 +334,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                 {
                     return;
                 }
-                _placement[started.WorkerId] = started.NodeAddress;
+                _view.Place(started.WorkerId, started.NodeAddress);
                 ClusterChanged();
                 if (++next < _workerIds.Length)
                 {
@@ -369,28 +354,25 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     private void StartStatistics()
     {
-        _log.Info("run {0}: {1} members, {2} workers", _runId, _members.Count, _workerIds.Length);
+        _log.Info("run {0}: {1} members, {2} workers", _runId, _view.Members.Count, _workerIds.Length);
         var train = _context.RawData.Train;
         var chunkRows = FeatureStatistics.DefaultChunkRows;
-        var chunks = (train.Count + chunkRows - 1) / chunkRows;
-        var partials = new FeatureStatistics?[chunks];
-        var received = 0;
-        void Send(IEnumerable<int> missing)
+        var partials = new ChunkResults<FeatureStatistics>((train.Count + chunkRows - 1) / chunkRows);
+        void Send(List<int> missing)
         {
-            foreach (var (worker, first, count) in Spread(missing.ToList()))
+            foreach (var (worker, first, count) in _work.Spread(missing))
             {
                 _workers.Tell(new ComputeStatistics(worker, _runId, first, count, chunkRows), Self);
             }
         }
-        Send(Enumerable.Range(0, chunks));
-        StartWaiting(() => Send(Enumerable.Range(0, chunks).Where(c => partials[c] is null)), () => "feature statistics");
+        Send(partials.Missing);
+        StartWaiting(() => Send(partials.Missing), () => "feature statistics");
         Become(() =>
         {
             Common();
             Receive<StatisticsResult>(result =>
             {
-                if (result.RunId != _runId || result.Chunk < 0 || result.Chunk >= chunks || partials[result.Chunk] is not null
-                    || !FromMember(result))
+                if (result.RunId != _runId || !partials.IsAwaited(result.Chunk) || !FromMember(result))
                 {
                     return;
                 }
@@ -400,39 +382,37 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                     Senders.Drop(_log, result, Sender, $"statistics of chunk {result.Chunk} with the wrong shape");
                     return;
                 }
-                partials[result.Chunk] = new FeatureStatistics(result.Count, result.Mean, result.M2);
-                Progressed();
-                if (++received < chunks)
+                _wait.Progressed(DateTime.UtcNow);
+                if (partials.Add(result.Chunk, new FeatureStatistics(result.Count, result.Mean, result.M2)))
                 {
-                    return;
+                    StartTraining(FeatureStatistics.MergeInOrder(train.FeatureCount, partials.Values));
                 }
-                var merged = FeatureStatistics.MergeInOrder(train.FeatureCount, partials!);
-                _setup = _context.UseNormaliser(FeatureNormaliser.FromStatistics(merged));
-                _schedule = new RunSchedule(_setup);
-                _state = RestoreOrStart(_setup);
-                _reducer = new GradientTreeReducer(_setup.Options.Slices, _context.Pool);
-                _run.Info("run-started", $"training steps {_state.Step}..{_setup.TotalSteps - 1}: {_workerIds.Length} workers, "
-                                         + $"nodes {_members.Count}, coordinator on {_cluster.SelfAddress}", _state.Step);
-                foreach (var cache in _caches.Values)
-                {
-                    _transport.Send(cache, NormaliserMessage(), Self);
-                }
-                PublishWeights();
-                StartStep();
             });
             ReceiveAny(_ => { });
         });
     }
 
+    private void StartTraining(FeatureStatistics statistics)
+    {
+        _setup = _context.UseNormaliser(FeatureNormaliser.FromStatistics(statistics));
+        _state = RestoreOrStart(_setup);
+        _progress = new RunProgress(_setup, _run, _faults, _context.Observer);
+        _step = new StepCollection(_setup, _context.Pool);
+        _run.Info("run-started", $"training steps {_state.Step}..{_setup.TotalSteps - 1}: {_workerIds.Length} workers, "
+                                 + $"nodes {_view.Members.Count}, coordinator on {_cluster.SelfAddress}", _state.Step);
+        foreach (var cache in _view.Caches.Values)
+        {
+            _transport.Send(cache, NormaliserMessage(), Self);
+        }
+        PublishWeights(parametersWritten: false);
+        StartStep();
+    }
+
     /// <summary>A coordinator that starts after another (the singleton moved) resumes from the newest valid checkpoint.</summary>
     private TrainingState RestoreOrStart(TrainingSetup setup)
     {
-        if (setup.Options.CheckpointDir is not { } dir)
-        {
-            return setup.NewState();
-        }
-        var restored = new CheckpointStore(dir).RestoreNewestValid(setup, w => _log.Warning(w));
-        if (restored is null)
+        if (setup.Options.CheckpointDir is not { } dir
+            || new CheckpointStore(dir).RestoreNewestValid(setup, w => _log.Warning(w)) is not { } restored)
         {
             return setup.NewState();
         }
@@ -448,50 +428,25 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     private void StartStep()
     {
-        var setup = _setup!;
-        var state = _state!;
-        if (state.Step >= setup.TotalSteps)
+        var step = _state!.Step;
+        if (step >= _setup!.TotalSteps)
         {
             Finish();
             return;
         }
-        var step = state.Step;
-        _stepClock.Restart();
-        _stepCompute = 0;
+        _progress!.BeginStep();
         _verifier.Expire(DateTime.UtcNow);
-        _faultsAtStepStart = _faults.Records.Count;
-        Array.Clear(_stepSlices);
-        _stepStragglers.Clear();
+        _step!.Begin();
         var silentBefore = _work.Silent.ToHashSet();
         SendAll(_work.BeginStep(DateTime.UtcNow), step);
         foreach (var worker in _work.Silent.Where(w => !silentBefore.Contains(w)))
         {
-            _faults.Add("worker-silent", step, $"{worker}@{_placement.GetValueOrDefault(worker, "?")}",
+            _faults.Add("worker-silent", step, $"{worker}@{_view.PlacementOf(worker) ?? "?"}",
                 $"no answer to its last step; left out of the next steps until it answers (at most {WorkAssignment.SilenceGrace.TotalSeconds:F0} s)",
-                worker, _placement.GetValueOrDefault(worker));
+                worker, _view.PlacementOf(worker));
         }
-        _onWorkerLost = worker => SendAll(_work.Reassign(worker, _reducer!.IsCovered), step);
-        StartWaiting(() =>
-        {
-            var covered = (Func<int, bool>)_reducer!.IsCovered;
-            if (_work.Current.Count == 0)
-            {
-                SendAll(_work.BeginStep(DateTime.UtcNow), step);
-                return;
-            }
-            var copies = _work.Speculate(covered);
-            foreach (var copy in copies)
-            {
-                var owner = _work.Current.FirstOrDefault(a => !a.Copy && a.First <= copy.First && copy.First < a.End);
-                _faults.Add("straggler", step, owner?.Worker ?? "?",
-                    $"slices {copy.First}..{copy.End - 1} copied to {copy.Worker}; the first result wins", owner?.Worker);
-                if (owner is not null && !_stepStragglers.Contains(owner.Worker))
-                {
-                    _stepStragglers.Add(owner.Worker);
-                }
-            }
-            SendAll(copies, step);
-        }, () => $"step {step}", StragglerDelay());
+        _onWorkerLost = worker => SendAll(_work.Reassign(worker, _step.Tree.IsCovered), step);
+        StartWaiting(() => Speculate(step), () => $"step {step}", _progress.Timings.StragglerDelay(_context.Tuning));
         Become(() =>
         {
             Receive<SliceResult>(OnSliceResult);
@@ -500,11 +455,33 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         });
     }
 
+    /// <summary>The step is slow: its stragglers' slices get speculative copies (or, with nothing out, it starts again).</summary>
+    private void Speculate(long step)
+    {
+        if (_work.Current.Count == 0)
+        {
+            SendAll(_work.BeginStep(DateTime.UtcNow), step);
+            return;
+        }
+        var copies = _work.Speculate(_step!.Tree.IsCovered);
+        foreach (var copy in copies)
+        {
+            var owner = _work.Current.FirstOrDefault(a => !a.Copy && a.First <= copy.First && copy.First < a.End);
+            _faults.Add("straggler", step, owner?.Worker ?? "?",
+                $"slices {copy.First}..{copy.End - 1} copied to {copy.Worker}; the first result wins", owner?.Worker);
+            if (owner is not null)
+            {
+                _step.Straggler(owner.Worker);
+            }
+        }
+        SendAll(copies, step);
+    }
+
     private void SendAll(IEnumerable<Assignment> assignments, long step)
     {
         foreach (var a in assignments)
         {
-            _workers.Tell(new ComputeSlices(a.Worker, _runId, step, _current!.Version, a.First, a.Count), Self);
+            _workers.Tell(new ComputeSlices(a.Worker, _runId, step, _published.Current!.Version, a.First, a.Count), Self);
         }
     }
 
@@ -514,21 +491,18 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             return;
         }
-        var state = _state!;
-        var setup = _setup!;
-        var node = new TreeNode(result.Level, result.Index);
         if (result.RunId == _runId)
         {
             _work.Answered(result.WorkerId);
         }
-        if (result.RunId != _runId || result.Sum.Length != setup.Network.ResultLength || result.Level < 0
-            || result.Index < 0 || result.Level > GradientTree.RootLevel(setup.Options.Slices)
-            || ((long)result.Index << result.Level) >= setup.Options.Slices)
+        if (result.RunId != _runId || !_step!.IsWellFormed(result))
         {
             _log.Debug("dropped a malformed result for step {0} from {1}", result.Step, result.WorkerId);
             return;
         }
-        if (result.Step != state.Step || result.Version != _current!.Version || _reducer!.Overlaps(node))
+        var state = _state!;
+        var node = new TreeNode(result.Level, result.Index);
+        if (result.Step != state.Step || result.Version != _published.Current!.Version || _step.Tree.Overlaps(node))
         {
             // Stale (a straggler's, after its copy won) or a duplicate: dropped, but compared where possible.
             CrossCheck(node, result);
@@ -536,43 +510,49 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             return;
         }
         var first = node.First;
-        var end = node.End(setup.Options.Slices);
-        if (!double.IsFinite(Elementwise.SumOfSquares(result.Sum.AsSpan(0, setup.Network.ParameterCount)))
+        var end = node.End(_setup!.Options.Slices);
+        if (!double.IsFinite(Elementwise.SumOfSquares(result.Sum.AsSpan(0, _setup.Network.ParameterCount)))
             && !_work.WasRecomputed(first, end))
         {
-            // A NaN/Inf sum is recomputed on another worker once; if that one agrees, it is the data's, and the health
-            // monitor deals with it; if not, the first worker was wrong.
-            var strikes = _verifier.Strike(result.WorkerId);
-            var handling = $"dropped; slices {first}..{end - 1} recomputed elsewhere";
-            if (strikes >= 2)
-            {
-                _work.Exclude(result.WorkerId, "returned non-finite gradients repeatedly");
-                handling += $"; {result.WorkerId} excluded after {strikes} corrupt results";
-                _run.WorkerExcluded(result.WorkerId, state.Step, $"returned non-finite gradients {strikes} times");
-                ClusterChanged();
-            }
-            _faults.Add("non-finite-result", state.Step, result.WorkerId, handling, result.WorkerId);
-            SendAll(_work.Recompute(first, end, result.WorkerId), state.Step);
+            NonFiniteResult(result, first, end);
             return;
         }
-        if (_work.Current.Any(a => a.Copy && a.First < node.End(setup.Options.Slices) && node.First < a.End))
+        if (_work.Current.Any(a => a.Copy && a.First < end && first < a.End))
         {
             // A speculative copy of these slices is out: keep a fingerprint so the two results can be compared.
             _verifier.Remember(result.Step, node, result.WorkerId, result.Sum, DateTime.UtcNow);
         }
-        _reducer!.Add(node, result.Sum);
-        Array.Fill(_stepSlices, result.WorkerId, first, end - first);
-        Progressed();
-        if (!IsLocal(Sender))
+        _wait.Progressed(DateTime.UtcNow);
+        if (!TensorTransport.IsLocal(Sender))
         {
-            _bytesSent += 4L * result.Sum.Length;
+            _progress!.Timings.Sent(4L * result.Sum.Length);
             TrainingMetrics.BytesSent.Add(4L * result.Sum.Length);
         }
-        _stepCompute = Math.Max(_stepCompute, result.ComputeSeconds);
-        if (_reducer.IsComplete)
+        _progress!.Timings.Computed(result.ComputeSeconds);
+        if (_step.Add(node, result.WorkerId, result.Sum))
         {
             ApplyStep();
         }
+    }
+
+    /// <summary>
+    /// A NaN/Inf sum is recomputed on another worker once; if that one agrees, it is the data's, and the health monitor
+    /// deals with it; if not, the first worker was wrong, and a worker wrong twice is excluded.
+    /// </summary>
+    private void NonFiniteResult(SliceResult result, int first, int end)
+    {
+        var step = _state!.Step;
+        var strikes = _verifier.Strike(result.WorkerId);
+        var handling = $"dropped; slices {first}..{end - 1} recomputed elsewhere";
+        if (strikes >= 2)
+        {
+            _work.Exclude(result.WorkerId, "returned non-finite gradients repeatedly");
+            handling += $"; {result.WorkerId} excluded after {strikes} corrupt results";
+            _run.WorkerExcluded(result.WorkerId, step, $"returned non-finite gradients {strikes} times");
+            ClusterChanged();
+        }
+        _faults.Add("non-finite-result", step, result.WorkerId, handling, result.WorkerId);
+        SendAll(_work.Recompute(first, end, result.WorkerId), step);
     }
 
     /// <summary>
@@ -599,61 +579,18 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     private void ApplyStep()
     {
-        var setup = _setup!;
         var state = _state!;
         StopWaiting();
         _onWorkerLost = null;
         var applyClock = Stopwatch.StartNew();
         // The optimizer writes the new parameters into the next version's buffer as it updates them.
-        var report = state.Apply(_reducer!.Root, setup.Options.Batch, setup.Options.Slices, RingSlot(state.Step + 1).Parameters);
-        _reducer.Reset();
+        var report = state.Apply(_step!.Tree.Root, _setup!.Options.Batch, _setup.Options.Slices,
+            _published.ParametersOf(state.Step + 1, state.Weights));
+        _step.Tree.Reset();
         PublishWeights(parametersWritten: true);
-        var apply = applyClock.Elapsed.TotalSeconds;
-        var wall = _stepClock.Elapsed.TotalSeconds;
-        _trainSeconds += wall;
-        _computeSeconds += _stepCompute;
-        _coordinatorSeconds += apply;
-        _stepsRun++;
-        _lastLoss = report.Loss;
-        // Only fault-free steps set the straggler deadline: a step that waited for a straggler (or a lost worker) would
-        // raise the median, the next deadline with it, and a persistent straggler would slow every step more and more.
-        if (_faults.Records.Count == _faultsAtStepStart)
+        if (_progress!.Stepped(report, state, applyClock.Elapsed.TotalSeconds, _step, _work.Alive.Count, out var epoch))
         {
-            Remember(wall);
-        }
-        foreach (var recovered in _faults.StepCompleted())
-        {
-            _run.Fault(recovered);
-        }
-        var (epoch, stepInEpoch) = setup.Plan.Locate(report.Step);
-        var workersAlive = _work.Alive.Count;
-        _run.Step(report, epoch, state, setup.Options.Batch, wall, _stepCompute, apply, workersAlive, _stepSlices,
-            _stepStragglers);
-        TrainingMetrics.RecordStep(wall, _stepsRun * setup.Options.Batch / _trainSeconds, report.Loss, report.GradientNorm,
-            report.Clipped);
-        TrainingMetrics.SetWorkersAlive(workersAlive);
-
-        var observer = _context.Observer;
-        if (report.Warning is not null)
-        {
-            observer?.OnWarning(report.Warning.Text);
-            _run.Health(report.Warning, report.Step);
-        }
-        observer?.OnStep(report, epoch, stepInEpoch, setup.Plan.StepsPerEpoch,
-            _stepsRun * setup.Options.Batch / _trainSeconds);
-        var endOfEpoch = _schedule!.EndsEpoch(stepInEpoch);
-        if (setup.Options.CheckpointDir is { } dir && _schedule.CheckpointDue(state.Step, endOfEpoch))
-        {
-            _run.Checkpoint(new CheckpointStore(dir).Save(setup, state), state.Step);
-        }
-        if (endOfEpoch)
-        {
-            foreach (var warning in state.Health.EndEpoch(epoch))
-            {
-                observer?.OnWarning(warning.Text);
-                _run.Health(warning, report.Step);
-            }
-            StartEvaluation(epoch, report.Loss);
+            StartEvaluation(epoch);
         }
         else
         {
@@ -663,46 +600,37 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     // ---- phase 5: distributed evaluation of the held-out split ----
 
-    private void StartEvaluation(int epoch, double trainLoss)
+    private void StartEvaluation(int epoch)
     {
         var test = _setup!.Data.Test;
-        var chunks = Evaluator.ChunkCount(test.Count);
-        var lossSums = new double[chunks];
-        var correct = new int[chunks];
-        var done = new bool[chunks];
-        var received = 0;
-        var version = _current!.Version;
-        void Send(IEnumerable<int> missing)
+        var chunks = new ChunkResults<(double LossSum, int Correct)>(Evaluator.ChunkCount(test.Count));
+        var version = _published.Current!.Version;
+        void Send(List<int> missing)
         {
-            foreach (var (worker, first, count) in Spread(missing.ToList()))
+            foreach (var (worker, first, count) in _work.Spread(missing))
             {
                 _workers.Tell(new EvaluateChunks(worker, _runId, version, first, count), Self);
             }
         }
-        Send(Enumerable.Range(0, chunks));
-        StartWaiting(() => Send(Enumerable.Range(0, chunks).Where(c => !done[c])), () => $"evaluation after step {_state!.Step}");
+        Send(chunks.Missing);
+        StartWaiting(() => Send(chunks.Missing), () => $"evaluation after step {_state!.Step}");
         Become(() =>
         {
             Common();
             Receive<EvaluationResult>(result =>
             {
-                if (result.RunId != _runId || result.Version != version || result.Chunk < 0 || result.Chunk >= chunks
-                    || done[result.Chunk] || !FromMember(result))
+                if (result.RunId != _runId || result.Version != version || !chunks.IsAwaited(result.Chunk) || !FromMember(result))
                 {
                     return;
                 }
-                done[result.Chunk] = true;
-                lossSums[result.Chunk] = result.LossSum;
-                correct[result.Chunk] = result.Correct;
-                Progressed();
-                if (++received < chunks)
+                _wait.Progressed(DateTime.UtcNow);
+                if (!chunks.Add(result.Chunk, (result.LossSum, result.Correct)))
                 {
                     return;
                 }
                 StopWaiting();
-                _test = Evaluator.Combine(lossSums, correct, test.Count);
-                _run.Evaluation(_state!.Step - 1, epoch, _test);
-                _context.Observer?.OnEpoch(epoch, trainLoss, _test);
+                _progress!.Evaluated(_state!.Step - 1, epoch, Evaluator.Combine(chunks.Values.Select(c => c.LossSum).ToList(),
+                    chunks.Values.Select(c => c.Correct).ToList(), test.Count));
                 StartStep();
             });
             ReceiveAny(_ => { });
@@ -718,61 +646,33 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     /// </summary>
     private void StartWaiting(Action nudge, Func<string> what, TimeSpan? firstNudge = null)
     {
-        _waitingPhase = ++_phase;
-        _nudge = nudge;
-        _waitingFor = what;
-        Progressed();
-        Timers.StartSingleTimer("tick", new Tick(_waitingPhase), firstNudge ?? _context.Tuning.ResendAfter);
-    }
-
-    private void OnTick(Tick tick)
-    {
-        if (tick.Phase != _waitingPhase || _phase != _waitingPhase)
-        {
-            return;
-        }
-        if (DateTime.UtcNow - _lastProgress > _context.Tuning.WorkerWait)
-        {
-            GiveUp(_waitingFor?.Invoke() ?? "the job");
-            return;
-        }
-        _nudge?.Invoke();
-        Timers.StartSingleTimer("tick", new Tick(_waitingPhase), _context.Tuning.ResendAfter);
+        var phase = _wait.Start(nudge, what, DateTime.UtcNow);
+        Timers.StartSingleTimer("tick", new Tick(phase), firstNudge ?? _context.Tuning.ResendAfter);
     }
 
     private void StopWaiting()
     {
-        _phase++;
+        _wait.Stop();
         Timers.Cancel("tick");
     }
 
-    private void Progressed() => _lastProgress = DateTime.UtcNow;
-
-    private TimeSpan StragglerDelay()
+    private void OnTick(Tick tick)
     {
-        if (_recentSteps.Count == 0)
+        switch (_wait.OnTick(tick.Phase, DateTime.UtcNow, _context.Tuning.WorkerWait))
         {
-            return _context.Tuning.ResendAfter;
-        }
-        var sorted = _recentSteps.Order().ToList();
-        var median = sorted[sorted.Count / 2];
-        var delay = TimeSpan.FromSeconds(_context.Tuning.StragglerFactor * median);
-        return delay < _context.Tuning.MinStragglerDelay ? _context.Tuning.MinStragglerDelay : delay;
-    }
-
-    private void Remember(double stepSeconds)
-    {
-        _recentSteps.Add(stepSeconds);
-        if (_recentSteps.Count > 50)
-        {
-            _recentSteps.RemoveAt(0);
+            case PhaseWait.Verdict.GiveUp:
+                GiveUp(_wait.Waiting);
+                break;
+            case PhaseWait.Verdict.Nudge:
+                _wait.Nudge();
+                Timers.StartSingleTimer("tick", tick, _context.Tuning.ResendAfter);
+                break;
         }
     }
 
     private void GiveUp(string what)
     {
-        var alive = _work.Alive.Count;
-        var message = $"no progress on {what} for {_context.Tuning.WorkerWait.TotalSeconds:F0} s with {alive} of {_workerIds.Length} workers alive";
+        var message = $"no progress on {what} for {_context.Tuning.WorkerWait.TotalSeconds:F0} s with {_work.Alive.Count} of {_workerIds.Length} workers alive";
         if (_setup?.Options.CheckpointDir is { } dir && _state is not null)
         {
             _run.Checkpoint(new CheckpointStore(dir).Save(_setup, _state), _state.Step);
@@ -788,34 +688,18 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         StopWaiting();
         var setup = _setup!;
         var state = _state!;
-        var result = _schedule!.Result(state, _stepsRun, _trainSeconds, _lastLoss, _test);
-        var steps = Math.Max(1, _stepsRun);
-        var extra = new JsonObject
-        {
-            ["bytes_per_step"] = _bytesSent / (double)steps,
-            ["placement"] = new JsonObject(_placement.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),
-            ["resumed_from_step"] = _resumedFrom,
-            ["excluded_workers"] = new JsonObject(_work.Excluded.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),
-            ["faults"] = _faults.ToJson(),
-            ["step_seconds"] = new JsonObject
-            {
-                ["total"] = _trainSeconds / steps,
-                ["compute"] = _computeSeconds / steps,
-                ["coordinator"] = _coordinatorSeconds / steps,
-                ["communication"] = Math.Max(0, _trainSeconds - _computeSeconds - _coordinatorSeconds) / steps,
-            },
-        };
-        var summary = TrainingSummary.Build(setup, result, _workerIds.Length, _members.Count, extra);
+        var result = _progress!.Result(state);
+        var summary = _progress.Summary(result, _view, _work, _workerIds.Length, _resumedFrom);
         try
         {
-            WriteOutputs(setup, state, TrainingSummary.ToJson(summary));
+            RunOutputs.Write(setup, state, TrainingSummary.ToJson(summary), _run.Files, _context.Outputs);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Fail($"could not write the outputs: {e.Message}");
             return;
         }
-        _run.Info("run-finished", $"training finished at step {state.Step}: test accuracy {_test.Accuracy:P2}, "
+        _run.Info("run-finished", $"training finished at step {state.Step}: test accuracy {_progress.Test.Accuracy:P2}, "
                                   + $"weights_sha256 {result.WeightsSha256}", state.Step);
         CloseRun();
         _context.Finished.TrySetResult(new JobOutcome(0, "done", summary, result));
@@ -823,49 +707,18 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         Broadcast(finished);
         if (_cluster.State.Unreachable.Count > 0)
         {
-            Timers.StartSingleTimer(DownAfterTheEnd.Instance, DownAfterTheEnd.Instance, EndDowningGrace);
+            Timers.StartSingleTimer(DownAfterTheEnd.Instance, DownAfterTheEnd.Instance, EndOfJob.DowningGrace);
         }
         Become(() =>
         {
             // A node that joins after the end (a restarted pod) is told at once that there is nothing left to do.
             Receive<RegisterNode>(_ => Sender.Tell(finished));
             Receive<ClusterEvent.UnreachableMember>(_ =>
-                Timers.StartSingleTimer(DownAfterTheEnd.Instance, DownAfterTheEnd.Instance, EndDowningGrace));
-            Receive<DownAfterTheEnd>(_ => DownStillUnreachable());
+                Timers.StartSingleTimer(DownAfterTheEnd.Instance, DownAfterTheEnd.Instance, EndOfJob.DowningGrace));
+            Receive<DownAfterTheEnd>(_ => EndOfJob.DownStillUnreachable(_cluster, _log));
             Common();
             ReceiveAny(_ => { });
         });
-    }
-
-    /// <summary>
-    /// The model and summary: always into the run folder, and copied to --out and --summary-json (the same bytes).
-    /// </summary>
-    private void WriteOutputs(TrainingSetup setup, TrainingState state, string summaryJson)
-    {
-        var snapshot = CheckpointStore.Snapshot(setup, state, "model");
-        var outputs = _context.Outputs;
-        if (_run.Files is { } files)
-        {
-            ModelFile.Write(files.Model, snapshot);
-            AtomicWrite.Text(files.Summary, summaryJson);
-            if (outputs.ModelPath is { } modelCopy)
-            {
-                AtomicWrite.Copy(files.Model, modelCopy);
-            }
-            if (outputs.SummaryPath is { } summaryCopy)
-            {
-                AtomicWrite.Copy(files.Summary, summaryCopy);
-            }
-            return;
-        }
-        if (outputs.ModelPath is { } modelPath)
-        {
-            ModelFile.Write(modelPath, snapshot);
-        }
-        if (outputs.SummaryPath is { } summaryPath)
-        {
-            AtomicWrite.Text(summaryPath, summaryJson);
-        }
     }
 
     /// <summary>Faults that never saw a completed step go out without a recovery time; then every line is written.</summary>
@@ -881,153 +734,48 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private void Fail(string message)
     {
         _log.Error("training failed: {0}", message);
-        _run.Info("run-failed", message, _state?.Step ?? 0);
+        _run.Info("run-failed", message, Step);
         CloseRun();
         StopWaiting();
         _context.Finished.TrySetResult(new JobOutcome(1, message));
         Broadcast(new JobFinished(_runId, 1, message));
-        DownUnreachableNodes();
+        EndOfJob.DownUnreachableNodes(_cluster, _log);
         Become(() => ReceiveAny(_ => { }));
-    }
-
-    /// <summary>
-    /// The job is over, so a node that is unreachable now (killed, frozen, cut off) has nothing left to give. Downing it
-    /// at once lets the others leave: leaving needs convergence, which an unreachable member blocks until the Split
-    /// Brain Resolver downs it (stable-after, ~4 s later) — time every run with a lost node spent doing nothing.
-    /// </summary>
-    private void DownUnreachableNodes()
-    {
-        foreach (var member in _cluster.State.Unreachable.Where(m => m.Status != MemberStatus.Down))
-        {
-            _log.Info("job over: downing unreachable node {0} so that the others can leave", member.Address);
-            _cluster.Down(member.Address);
-        }
-    }
-
-    /// <summary>
-    /// After a finished job, how long a member may stay unreachable before the coordinator downs it (see
-    /// <see cref="DownStillUnreachable"/>): a node frozen for a moment comes back within it and leaves like the others.
-    /// </summary>
-    private static readonly TimeSpan EndDowningGrace = TimeSpan.FromSeconds(1.5);
-
-    private sealed class DownAfterTheEnd
-    {
-        public static readonly DownAfterTheEnd Instance = new();
-    }
-
-    /// <summary>
-    /// A node killed shortly before the end of a finished job is not unreachable yet when the job ends, or only just;
-    /// its death then holds up everyone's leave until the Split Brain Resolver downs it (stable-after, 4 s later). The
-    /// job is over and the node has nothing left to give: the coordinator downs it once it has stayed unreachable for
-    /// <see cref="EndDowningGrace"/> — keep-majority's decision with a shorter wait, so only a side that holds the
-    /// majority takes it. (Downing a node that is merely frozen costs more: back, downed and still reachable, it holds
-    /// up convergence until it is unreachable again; hence the grace.)
-    /// </summary>
-    private void DownStillUnreachable()
-    {
-        var state = _cluster.State;
-        if (2 * (state.Members.Count - state.Unreachable.Count) > state.Members.Count)
-        {
-            DownUnreachableNodes();
-        }
     }
 
     // ---- helpers ----
 
-    /// <summary>
-    /// A worker's message is believed only from that worker: the sending actor is named by the worker id (a sharding
-    /// entity's name is its id) and lives on a member. A wrong one is dropped and counted.
-    /// </summary>
-    private bool FromWorker(object message, string workerId)
-    {
-        if (Sender.Path.Name == workerId && Senders.IsLocalOrMember(Sender, Context.System))
-        {
-            return true;
-        }
-        Senders.Drop(_log, message, Sender, $"only worker {workerId} on a member node may send it");
-        return false;
-    }
+    private bool FromWorker(object message, string workerId) =>
+        Senders.FromWorker(Sender, Context.System, _log, message, workerId);
 
     private bool FromMember(object message) => Senders.FromMember(Sender, Context.System, _log, message);
 
-    /// <summary>Cuts work items into contiguous runs, one per live worker that is not silent.</summary>
-    private IEnumerable<(string Worker, int First, int Count)> Spread(IReadOnlyList<int> items)
-    {
-        var alive = _work.Ready;
-        if (alive.Count == 0)
-        {
-            yield break;
-        }
-        for (var k = 0; k < alive.Count; k++)
-        {
-            var from = k * items.Count / alive.Count;
-            var to = (k + 1) * items.Count / alive.Count;
-            // Items are sorted; send each maximal consecutive run separately.
-            var i = from;
-            while (i < to)
-            {
-                var j = i + 1;
-                while (j < to && items[j] == items[j - 1] + 1)
-                {
-                    j++;
-                }
-                yield return (alive[k], items[i], j - i);
-                i = j;
-            }
-        }
-    }
+    private NormaliserReady NormaliserMessage() => new(_runId, _setup!.Normaliser.Mean, _setup.Normaliser.Std);
 
-    private NormaliserReady NormaliserMessage() =>
-        new(_runId, _setup!.Normaliser.Mean, _setup.Normaliser.Std);
-
-    /// <summary>
-    /// A read-only copy of the weights as version Step, sent once to every node's cache. The copies come from a small
-    /// ring of <see cref="WeightsRetention.PublishedVersions"/>, more than a cache keeps, so the oldest buffer is no longer
-    /// read by anyone in this process (remote nodes get serialized bytes at send time), and a step allocates nothing.
-    /// </summary>
-    private void PublishWeights(bool parametersWritten = false)
+    /// <summary>The weights of the current step as a new version, sent once to every reachable node's cache.</summary>
+    private void PublishWeights(bool parametersWritten)
     {
-        var weights = _state!.Weights;
-        var (parameters, buffers) = RingSlot(_state.Step);
-        if (!parametersWritten)
+        var version = _published.Publish(_state!.Step, _state.Weights, parametersWritten);
+        foreach (var cache in _view.ReachableCaches)
         {
-            weights.Parameters.CopyTo(parameters, 0);
+            SendWeights(cache, version);
         }
-        weights.Buffers.CopyTo(buffers, 0);
-        _current = new WeightsVersion(_runId, _state.Step, parameters, buffers);
-        foreach (var (address, cache) in _caches)
-        {
-            if (!_unreachable.Contains(address))
-            {
-                SendWeights(cache, _current);
-            }
-        }
-    }
-
-    /// <summary>The ring's buffers for the version of <paramref name="step"/>.</summary>
-    private (float[] Parameters, float[] Buffers) RingSlot(long step)
-    {
-        var weights = _state!.Weights;
-        var slot = (int)(step % WeightsRetention.PublishedVersions);
-        _ring[slot] ??= (new float[weights.Parameters.Length], new float[weights.Buffers.Length]);
-        return _ring[slot]!.Value;
     }
 
     private void SendWeights(IActorRef cache, WeightsVersion weights)
     {
-        if (!IsLocal(cache))
+        if (!TensorTransport.IsLocal(cache))
         {
-            _bytesSent += 4L * (weights.Parameters.Length + weights.Buffers.Length);
-            TrainingMetrics.BytesSent.Add(4L * (weights.Parameters.Length + weights.Buffers.Length));
+            var bytes = 4L * (weights.Parameters.Length + weights.Buffers.Length);
+            _progress!.Timings.Sent(bytes);
+            TrainingMetrics.BytesSent.Add(bytes);
         }
         _transport.Send(cache, weights, Self);
     }
 
-    private static bool IsLocal(IActorRef actor) => TensorTransport.IsLocal(actor);
-
     private void Broadcast(JobFinished message)
     {
-        foreach (var member in _members)
+        foreach (var member in _view.Members)
         {
             Context.ActorSelection(new RootActorPath(member) / "user" / "node-agent").Tell(message, Self);
         }

@@ -71,6 +71,32 @@ public sealed class WorkAssignment
         }
     }
 
+    /// <summary>
+    /// Cuts work items other than slices (data-statistics chunks, evaluation chunks) into contiguous runs, one per
+    /// <see cref="Ready"/> worker; a worker's share that is not consecutive (only the missing items) goes out as one
+    /// run per consecutive stretch. <paramref name="items"/> are sorted.
+    /// </summary>
+    public IEnumerable<(string Worker, int First, int Count)> Spread(IReadOnlyList<int> items)
+    {
+        var ready = Ready;
+        for (var k = 0; k < ready.Count; k++)
+        {
+            var from = k * items.Count / ready.Count;
+            var to = (k + 1) * items.Count / ready.Count;
+            var i = from;
+            while (i < to)
+            {
+                var j = i + 1;
+                while (j < to && items[j] == items[j - 1] + 1)
+                {
+                    j++;
+                }
+                yield return (ready[k], items[i], j - i);
+                i = j;
+            }
+        }
+    }
+
     /// <summary>Any result from <paramref name="worker"/>, late or not: it is working.</summary>
     public void Answered(string worker)
     {

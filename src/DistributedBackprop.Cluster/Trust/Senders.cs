@@ -51,6 +51,20 @@ public static class Senders
         return false;
     }
 
+    /// <summary>
+    /// A worker's message is believed only from that worker: the sending actor is named by the worker id (a sharding
+    /// entity's name is its id) and lives on a member. A wrong one is dropped (<see cref="Drop"/>) and false is said.
+    /// </summary>
+    public static bool FromWorker(IActorRef sender, ActorSystem system, ILoggingAdapter log, object message, string workerId)
+    {
+        if (sender.Path.Name == workerId && IsLocalOrMember(sender, system))
+        {
+            return true;
+        }
+        Drop(log, message, sender, $"only worker {workerId} on a member node may send it");
+        return false;
+    }
+
     /// <summary>The coordinator singleton's path under its node (the manager and the singleton are both "coordinator").</summary>
     private static readonly string[] CoordinatorPath = ["user", "coordinator", "coordinator"];
 

@@ -135,4 +135,25 @@ public sealed class WorkAssignmentTests
 
         Assert.Equal([("worker-0", 0, 4), ("worker-0", 4, 4)], copies.Select(c => (c.Worker, c.First, c.Count)));
     }
+
+    [Fact]
+    public void Chunks_are_spread_over_ready_workers_in_contiguous_runs()
+    {
+        var work = ThreeWorkers();
+        Assert.Equal([("worker-0", 0, 2), ("worker-1", 2, 2), ("worker-2", 4, 3)], work.Spread(Enumerable.Range(0, 7).ToList()));
+        work.MarkDead("worker-1");
+        // Only the missing chunks are re-sent: a share with a gap goes out as one run per consecutive stretch.
+        Assert.Equal([("worker-0", 1, 1), ("worker-2", 3, 1), ("worker-2", 6, 1)], work.Spread([1, 3, 6]));
+    }
+
+    [Fact]
+    public void Nothing_is_spread_when_no_worker_is_alive()
+    {
+        var work = ThreeWorkers();
+        foreach (var worker in (string[])["worker-0", "worker-1", "worker-2"])
+        {
+            work.MarkDead(worker);
+        }
+        Assert.Empty(work.Spread([0, 1, 2]));
+    }
 }
