@@ -34,7 +34,7 @@ public sealed class RunProgress(TrainingSetup setup, RunRecorder run, FaultLog f
     /// with the sums of <paramref name="step"/>, and writes a checkpoint when one is due. True when it ended an epoch
     /// (the end-of-epoch health checks have then run; an evaluation is next).
     /// </summary>
-    public bool Stepped(StepReport report, TrainingState state, double applySeconds, StepCollection step, int workersAlive,
+    public bool Stepped(StepReport report, TrainingState state, double applySeconds, StepRound step, int workersAlive,
         out int epoch)
     {
         var wall = Timings.EndStep(applySeconds, faultFree: faults.Records.Count == _faultsAtStepStart);

@@ -26,7 +26,7 @@ namespace DistributedBackprop.Cluster.Coordinator;
 /// <para>
 /// The actor routes messages and moves between phases; the state of each concern lives in its own room:
 /// <see cref="ClusterView"/> (members, caches, placement), <see cref="WorkAssignment"/> (who computes which slices),
-/// <see cref="ResultVerifier"/> (duplicates and corrupt results), <see cref="StepCollection"/> (the step's tree),
+/// <see cref="ResultVerifier"/> (duplicates and corrupt results), <see cref="StepRound"/> (one step: plan, results, re-assignments),
 /// <see cref="PublishedWeights"/> (the versions handed out), <see cref="StepTimings"/>, <see cref="PhaseWait"/> (never
 /// hang), <see cref="RunSchedule"/> (the step loop shared with the single-process trainer), <see cref="RunRecorder"/>
 /// and <see cref="FaultLog"/> (what happened), <see cref="RunOutputs"/> and <see cref="EndOfJob"/>.
@@ -58,7 +58,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     // Known once the feature statistics are merged.
     private TrainingSetup? _setup;
     private TrainingState? _state;
-    private StepCollection? _step;
+    private StepRound? _round;
     private RunProgress? _progress;
     private long? _resumedFrom;
     private bool _resuming;
@@ -207,7 +207,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         if (late.RunId == _runId)
         {
             _work.Answered(late.WorkerId);
-            CrossCheck(new TreeNode(late.Level, late.Index), late);
+            _round?.CrossCheck(new TreeNode(late.Level, late.Index), late);
         }
         _context.Pool.Return(late.Sum);
     }
@@ -397,7 +397,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _setup = _context.UseNormaliser(FeatureNormaliser.FromStatistics(statistics));
         _state = RestoreOrStart(_setup);
         _progress = new RunProgress(_setup, _run, _faults, _context.Observer);
-        _step = new StepCollection(_setup, _context.Pool);
+        _round = new StepRound(_runId, _setup, _work, _verifier, _faults, _context.Pool, _log);
         _run.Info("run-started", $"training steps {_state.Step}..{_setup.TotalSteps - 1}: {_workerIds.Length} workers, "
                                  + $"nodes {_view.Members.Count}, coordinator on {_cluster.SelfAddress}", _state.Step);
         foreach (var cache in _view.Caches.Values)
@@ -435,18 +435,10 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             return;
         }
         _progress!.BeginStep();
-        _verifier.Expire(DateTime.UtcNow);
-        _step!.Begin();
-        var silentBefore = _work.Silent.ToHashSet();
-        SendAll(_work.BeginStep(DateTime.UtcNow), step);
-        foreach (var worker in _work.Silent.Where(w => !silentBefore.Contains(w)))
-        {
-            _faults.Add("worker-silent", step, $"{worker}@{_view.PlacementOf(worker) ?? "?"}",
-                $"no answer to its last step; left out of the next steps until it answers (at most {WorkAssignment.SilenceGrace.TotalSeconds:F0} s)",
-                worker, _view.PlacementOf(worker));
-        }
-        _onWorkerLost = worker => SendAll(_work.Reassign(worker, _step.Tree.IsCovered), step);
-        StartWaiting(() => Speculate(step), () => $"step {step}", _progress.Timings.StragglerDelay(_context.Tuning));
+        SendAll(_round!.Begin(step, _published.Current!.Version, DateTime.UtcNow, _view.PlacementOf));
+        _onWorkerLost = worker => SendAll(_round.WorkerLost(worker));
+        StartWaiting(() => SendAll(_round.Speculate(DateTime.UtcNow)), () => $"step {step}",
+            _progress.Timings.StragglerDelay(_context.Tuning));
         Become(() =>
         {
             Receive<SliceResult>(OnSliceResult);
@@ -455,33 +447,11 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         });
     }
 
-    /// <summary>The step is slow: its stragglers' slices get speculative copies (or, with nothing out, it starts again).</summary>
-    private void Speculate(long step)
-    {
-        if (_work.Current.Count == 0)
-        {
-            SendAll(_work.BeginStep(DateTime.UtcNow), step);
-            return;
-        }
-        var copies = _work.Speculate(_step!.Tree.IsCovered);
-        foreach (var copy in copies)
-        {
-            var owner = _work.Current.FirstOrDefault(a => !a.Copy && a.First <= copy.First && copy.First < a.End);
-            _faults.Add("straggler", step, owner?.Worker ?? "?",
-                $"slices {copy.First}..{copy.End - 1} copied to {copy.Worker}; the first result wins", owner?.Worker);
-            if (owner is not null)
-            {
-                _step.Straggler(owner.Worker);
-            }
-        }
-        SendAll(copies, step);
-    }
-
-    private void SendAll(IEnumerable<Assignment> assignments, long step)
+    private void SendAll(IEnumerable<Assignment> assignments)
     {
         foreach (var a in assignments)
         {
-            _workers.Tell(new ComputeSlices(a.Worker, _runId, step, _published.Current!.Version, a.First, a.Count), Self);
+            _workers.Tell(new ComputeSlices(a.Worker, _runId, _round!.Step, _published.Current!.Version, a.First, a.Count), Self);
         }
     }
 
@@ -491,36 +461,16 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             return;
         }
-        if (result.RunId == _runId)
+        var intake = _round!.Take(result, DateTime.UtcNow);
+        if (intake.ExcludedAfter is { } strikes)
         {
-            _work.Answered(result.WorkerId);
+            _run.WorkerExcluded(result.WorkerId, _round.Step, $"returned non-finite gradients {strikes} times");
+            ClusterChanged();
         }
-        if (result.RunId != _runId || !_step!.IsWellFormed(result))
+        SendAll(intake.Recompute);
+        if (!intake.Taken)
         {
-            _log.Debug("dropped a malformed result for step {0} from {1}", result.Step, result.WorkerId);
             return;
-        }
-        var state = _state!;
-        var node = new TreeNode(result.Level, result.Index);
-        if (result.Step != state.Step || result.Version != _published.Current!.Version || _step.Tree.Overlaps(node))
-        {
-            // Stale (a straggler's, after its copy won) or a duplicate: dropped, but compared where possible.
-            CrossCheck(node, result);
-            _context.Pool.Return(result.Sum);
-            return;
-        }
-        var first = node.First;
-        var end = node.End(_setup!.Options.Slices);
-        if (!double.IsFinite(Elementwise.SumOfSquares(result.Sum.AsSpan(0, _setup.Network.ParameterCount)))
-            && !_work.WasRecomputed(first, end))
-        {
-            NonFiniteResult(result, first, end);
-            return;
-        }
-        if (_work.Current.Any(a => a.Copy && a.First < end && first < a.End))
-        {
-            // A speculative copy of these slices is out: keep a fingerprint so the two results can be compared.
-            _verifier.Remember(result.Step, node, result.WorkerId, result.Sum, DateTime.UtcNow);
         }
         _wait.Progressed(DateTime.UtcNow);
         if (!TensorTransport.IsLocal(Sender))
@@ -529,51 +479,9 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             TrainingMetrics.BytesSent.Add(4L * result.Sum.Length);
         }
         _progress!.Timings.Computed(result.ComputeSeconds);
-        if (_step.Add(node, result.WorkerId, result.Sum))
+        if (intake.Complete)
         {
             ApplyStep();
-        }
-    }
-
-    /// <summary>
-    /// A NaN/Inf sum is recomputed on another worker once; if that one agrees, it is the data's, and the health monitor
-    /// deals with it; if not, the first worker was wrong, and a worker wrong twice is excluded.
-    /// </summary>
-    private void NonFiniteResult(SliceResult result, int first, int end)
-    {
-        var step = _state!.Step;
-        var strikes = _verifier.Strike(result.WorkerId);
-        var handling = $"dropped; slices {first}..{end - 1} recomputed elsewhere";
-        if (strikes >= 2)
-        {
-            _work.Exclude(result.WorkerId, "returned non-finite gradients repeatedly");
-            handling += $"; {result.WorkerId} excluded after {strikes} corrupt results";
-            _run.WorkerExcluded(result.WorkerId, step, $"returned non-finite gradients {strikes} times");
-            ClusterChanged();
-        }
-        _faults.Add("non-finite-result", step, result.WorkerId, handling, result.WorkerId);
-        SendAll(_work.Recompute(first, end, result.WorkerId), step);
-    }
-
-    /// <summary>
-    /// A duplicate (a speculative copy, or a re-assigned run) is dropped, but where it covers exactly a subtree already
-    /// received, the two must be bit-identical: a difference means one of the two workers computes wrongly.
-    /// </summary>
-    private void CrossCheck(TreeNode node, SliceResult duplicate)
-    {
-        var comparison = _verifier.Compare(duplicate.Step, node, duplicate.WorkerId, duplicate.Sum, out var first);
-        if (comparison == ResultVerifier.Comparison.Nothing)
-        {
-            _log.Debug("dropped a duplicate result for step {0} from {1}", duplicate.Step, duplicate.WorkerId);
-        }
-        else if (comparison == ResultVerifier.Comparison.Different)
-        {
-            var end = node.End(_setup!.Options.Slices) - 1;
-            _log.Error("{0} and {1} disagree on slices {2}..{3} of step {4}", first, duplicate.WorkerId, node.First, end,
-                duplicate.Step);
-            _faults.Add("duplicate-mismatch", duplicate.Step, $"{first} vs {duplicate.WorkerId}",
-                $"the two results for slices {node.First}..{end} differ: one worker is corrupt; the first result was used",
-                duplicate.WorkerId);
         }
     }
 
@@ -584,11 +492,11 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _onWorkerLost = null;
         var applyClock = Stopwatch.StartNew();
         // The optimizer writes the new parameters into the next version's buffer as it updates them.
-        var report = state.Apply(_step!.Tree.Root, _setup!.Options.Batch, _setup.Options.Slices,
+        var report = state.Apply(_round!.Tree.Root, _setup!.Options.Batch, _setup.Options.Slices,
             _published.ParametersOf(state.Step + 1, state.Weights));
-        _step.Tree.Reset();
+        _round.Tree.Reset();
         PublishWeights(parametersWritten: true);
-        if (_progress!.Stepped(report, state, applyClock.Elapsed.TotalSeconds, _step, _work.Alive.Count, out var epoch))
+        if (_progress!.Stepped(report, state, applyClock.Elapsed.TotalSeconds, _round, _work.Alive.Count, out var epoch))
         {
             StartEvaluation(epoch);
         }

@@ -40,8 +40,8 @@ public sealed class RunProgressTests : IDisposable
         var progress = new RunProgress(setup, RunRecorder.None, faults, observer);
         var schedule = new RunSchedule(setup);
         var state = setup.NewState();
-        var pool = new BufferPool(setup.Network.ResultLength, 4);
-        var step = new StepCollection(setup, pool);
+        var step = new StepRound("run-1", setup, new WorkAssignment(8, ["worker-0"]), new ResultVerifier(TimeSpan.FromSeconds(30)),
+            faults, new BufferPool(setup.Network.ResultLength, 4), Akka.Event.NoLogger.Instance);
 
         var endsOfEpoch = new List<long>();
         faults.Add("worker-failed", 0, "worker-1", "re-assigned");
