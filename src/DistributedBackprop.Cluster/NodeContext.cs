@@ -3,10 +3,6 @@ using DistributedBackprop.Core.Training;
 
 namespace DistributedBackprop.Cluster;
 
-/// <summary>How a job ended, as the node that hosted the coordinator saw it (or as it was told).</summary>
-public sealed record JobOutcome(int ExitCode, string Message, System.Text.Json.Nodes.JsonObject? Summary = null,
-    TrainingResult? Result = null);
-
 /// <summary>Where the coordinator writes its outputs, when it runs on this node.</summary>
 public sealed record JobOutputs(string? ModelPath, string? SummaryPath, int MinNodes, int Nodes)
 {
@@ -40,12 +36,12 @@ public sealed record CoordinatorTuning
 
 /// <summary>
 /// What every actor on one node shares: the training options, this node's copy of the data (data locality — samples
-/// never travel), the setup once the coordinator's normaliser arrives, the result buffers' pool and the job's outcome.
+/// never travel), the result buffers' pool and the job's outcome. The setup (the data normalised with the coordinator's
+/// normaliser) is not here: the node's weights cache builds it and hands it out with the weights.
 /// </summary>
 public sealed class NodeContext
 {
     private readonly object _gate = new();
-    private TrainingSetup? _setup;
 
     public NodeContext(TrainingOptions options, DataSplit rawData, JobOutputs outputs, int localWorkers,
         ITrainingObserver? observer = null)
@@ -73,18 +69,6 @@ public sealed class NodeContext
 
     private BufferPool? _pool;
 
-    /// <summary>The setup, once the normaliser is known; null before.</summary>
-    public TrainingSetup? Setup
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _setup;
-            }
-        }
-    }
-
     /// <summary>
     /// The most bytes one message of this job may take on the wire: its largest tensor (a result vector, a weights
     /// version, or the data statistics) with room for the framing. Frames and chunked transfers past it are refused.
@@ -110,15 +94,6 @@ public sealed class NodeContext
                 return _pool ??= BufferPool.ForSlices(
                     new Core.Model.Network(TrainingSetup.SpecOf(Options)).ResultLength, Options.Slices);
             }
-        }
-    }
-
-    /// <summary>Normalises this node's data with the coordinator's normaliser (once; later calls return the same).</summary>
-    public TrainingSetup UseNormaliser(FeatureNormaliser normaliser)
-    {
-        lock (_gate)
-        {
-            return _setup ??= TrainingSetup.Create(Options, RawData, normaliser);
         }
     }
 }

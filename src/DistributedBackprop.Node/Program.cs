@@ -70,7 +70,7 @@ public static class Program
         catch (DistbpInputException e)
         {
             // One line whatever the message holds (a value with a line break in it, say).
-            Console.Error.WriteLine($"distbp: {e.Message.ReplaceLineEndings(" ")}");
+            Console.Error.WriteLine($"distbp: {Cli.TrainingOptionsBinder.Describe(e).ReplaceLineEndings(" ")}");
             return 2;
         }
         catch (OperationCanceledException)

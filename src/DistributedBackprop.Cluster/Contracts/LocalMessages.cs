@@ -1,4 +1,5 @@
 using DistributedBackprop.Core.Model;
+using DistributedBackprop.Core.Training;
 
 namespace DistributedBackprop.Cluster.Contracts;
 
@@ -8,8 +9,17 @@ namespace DistributedBackprop.Cluster.Contracts;
 /// <summary>A local entity asks for the weights of a version.</summary>
 public sealed record GetWeights(string RunId, long Version);
 
-/// <summary>The answer: the weights (shared read-only by the node's entities) and the node's normalised setup.</summary>
-public sealed record WeightsAvailable(long Version, ModelWeights Weights);
+/// <summary>
+/// The answer: the weights (shared read-only by the node's entities) and the node's setup — its data normalised with the
+/// coordinator's normaliser, the network, the slice plan — which the cache builds once per normaliser.
+/// </summary>
+public sealed record WeightsAvailable(long Version, ModelWeights Weights, TrainingSetup Setup);
+
+/// <summary>
+/// The node's cache to the coordinator of its own process, after the normaliser: the setup it built from it, so the
+/// node normalises its data once whoever runs there.
+/// </summary>
+public sealed record SetupReady(TrainingSetup Setup);
 
 /// <summary>The version asked for is older than anything this node still holds.</summary>
 public sealed record WeightsGone(long Version);

@@ -142,12 +142,16 @@ public sealed record NodeVerdict(
     [property: Key(1)] string RunId,
     [property: Key(2)] string Reason) : IWireMessage;
 
-/// <summary>The job is over: every node leaves the cluster and exits with ExitCode.</summary>
+/// <summary>
+/// The job is over: every node leaves the cluster. Its status, and the checkpoint folder a failed job can resume from
+/// ("" when none: the wire carries no nil strings).
+/// </summary>
 [MessagePackObject]
 public sealed record JobFinished(
     [property: Key(0)] string RunId,
-    [property: Key(1)] int ExitCode,
-    [property: Key(2)] string Message) : IWireMessage;
+    [property: Key(1)] JobStatus Status,
+    [property: Key(2)] string Message,
+    [property: Key(3)] string ResumeFrom) : IWireMessage;
 
 /// <summary>One piece of a large message cut up by the tensor transport so heartbeats never wait behind it.</summary>
 [MessagePackObject]

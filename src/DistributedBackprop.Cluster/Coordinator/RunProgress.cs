@@ -51,7 +51,7 @@ public sealed class RunProgress(TrainingSetup setup, RunRecorder run, FaultLog f
         TrainingMetrics.SetWorkersAlive(workersAlive);
         if (report.Warning is not null)
         {
-            observer?.OnWarning(report.Warning.Text);
+            observer?.OnWarning(report.Warning);
             run.Health(report.Warning, report.Step);
         }
         observer?.OnStep(report, epoch, stepInEpoch, setup.Plan.StepsPerEpoch, samplesPerSecond);
@@ -64,7 +64,7 @@ public sealed class RunProgress(TrainingSetup setup, RunRecorder run, FaultLog f
         {
             foreach (var warning in state.Health.EndEpoch(epoch))
             {
-                observer?.OnWarning(warning.Text);
+                observer?.OnWarning(warning);
                 run.Health(warning, report.Step);
             }
         }

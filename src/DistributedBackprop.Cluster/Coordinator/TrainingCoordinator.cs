@@ -41,6 +41,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     private readonly NodeContext _context;
     private readonly IActorRef _workers;
+    private readonly IActorRef _localCache;
     private readonly TensorTransport _transport;
     private readonly ChunkAssembler _assembler;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -55,7 +56,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly PublishedWeights _published;
     private RunRecorder _run = RunRecorder.None;
 
-    // Known once the feature statistics are merged.
+    // Known once the feature statistics are merged; the setup, once this node's cache has built it.
+    private FeatureNormaliser? _normaliser;
     private TrainingSetup? _setup;
     private TrainingState? _state;
     private StepRound? _round;
@@ -66,10 +68,14 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private Action? _onMembersChanged;
     private Action<string>? _onWorkerLost;
 
-    public TrainingCoordinator(NodeContext context, IActorRef workers)
+    /// <param name="context">The job and this node's shared resources.</param>
+    /// <param name="workers">The worker entities' shard region.</param>
+    /// <param name="localCache">This node's weights cache, which builds the node's setup from the normaliser.</param>
+    public TrainingCoordinator(NodeContext context, IActorRef workers, IActorRef localCache)
     {
         _context = context;
         _workers = workers;
+        _localCache = localCache;
         _transport = TensorTransport.For(Context.System);
         _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System),
             maxTransferBytes: context.LargestMessageBytes);
@@ -107,9 +113,9 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            var message = $"--run-dir: cannot write the run folder '{_context.Outputs.RunDir}' ({e.Message}); give a writable folder.";
+            var message = $"cannot write the run folder '{_context.Outputs.RunDir}' ({e.Message})";
             _log.Error(message);
-            _context.Finished.TrySetResult(new JobOutcome(2, message));
+            _context.Finished.TrySetResult(new JobOutcome(JobStatus.Refused, message) { About = RefusedInput.RunFolder });
             Become(() => ReceiveAny(_ => { }));
             return;
         }
@@ -235,7 +241,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             return;
         }
         // A node that comes up mid-run gets the normaliser and the current weights at once.
-        if (_setup is not null)
+        if (_normaliser is not null)
         {
             _transport.Send(cache, NormaliserMessage(), Self);
         }
@@ -385,25 +391,42 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                 _wait.Progressed(DateTime.UtcNow);
                 if (partials.Add(result.Chunk, new FeatureStatistics(result.Count, result.Mean, result.M2)))
                 {
-                    StartTraining(FeatureStatistics.MergeInOrder(train.FeatureCount, partials.Values));
+                    AwaitSetup(FeatureNormaliser.FromStatistics(FeatureStatistics.MergeInOrder(train.FeatureCount, partials.Values)));
                 }
             });
             ReceiveAny(_ => { });
         });
     }
 
-    private void StartTraining(FeatureStatistics statistics)
+    /// <summary>
+    /// The normaliser goes to every node's cache, each of which normalises its node's data once; this node's cache
+    /// answers with the setup it built, which the coordinator trains with.
+    /// </summary>
+    private void AwaitSetup(FeatureNormaliser normaliser)
     {
-        _setup = _context.UseNormaliser(FeatureNormaliser.FromStatistics(statistics));
+        _normaliser = normaliser;
+        foreach (var cache in _view.Caches.Values.Append(_localCache).Distinct())
+        {
+            _transport.Send(cache, NormaliserMessage(), Self);
+        }
+        StartWaiting(() => _transport.Send(_localCache, NormaliserMessage(), Self), () => "this node's setup");
+        Become(() =>
+        {
+            Common();
+            // SetupReady is a local message (it holds this node's data): only this process can send it.
+            Receive<SetupReady>(ready => StartTraining(ready.Setup));
+            ReceiveAny(_ => { });
+        });
+    }
+
+    private void StartTraining(TrainingSetup setup)
+    {
+        _setup = setup;
         _state = RestoreOrStart(_setup);
         _progress = new RunProgress(_setup, _run, _faults, _context.Observer);
         _round = new StepRound(_runId, _setup, _work, _verifier, _faults, _context.Pool, _log);
         _run.Info("run-started", $"training steps {_state.Step}..{_setup.TotalSteps - 1}: {_workerIds.Length} workers, "
                                  + $"nodes {_view.Members.Count}, coordinator on {_cluster.SelfAddress}", _state.Step);
-        foreach (var cache in _view.Caches.Values)
-        {
-            _transport.Send(cache, NormaliserMessage(), Self);
-        }
         PublishWeights(parametersWritten: false);
         StartStep();
     }
@@ -581,12 +604,14 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private void GiveUp(string what)
     {
         var message = $"no progress on {what} for {_context.Tuning.WorkerWait.TotalSeconds:F0} s with {_work.Alive.Count} of {_workerIds.Length} workers alive";
+        string? resumeFrom = null;
         if (_setup?.Options.CheckpointDir is { } dir && _state is not null)
         {
             _run.Checkpoint(new CheckpointStore(dir).Save(_setup, _state), _state.Step);
-            message += $"; checkpointed step {_state.Step}; resume with: distbp simulate --resume {dir} (or distbp train --resume {dir})";
+            message += $"; checkpointed step {_state.Step} in {dir}";
+            resumeFrom = dir;
         }
-        Fail(message);
+        Fail(message, resumeFrom);
     }
 
     // ---- the end ----
@@ -610,8 +635,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _run.Info("run-finished", $"training finished at step {state.Step}: test accuracy {_progress.Test.Accuracy:P2}, "
                                   + $"weights_sha256 {result.WeightsSha256}", state.Step);
         CloseRun();
-        _context.Finished.TrySetResult(new JobOutcome(0, "done", summary, result));
-        var finished = new JobFinished(_runId, 0, "training finished");
+        _context.Finished.TrySetResult(new JobOutcome(JobStatus.Finished, "done", summary, result));
+        var finished = new JobFinished(_runId, JobStatus.Finished, "training finished", "");
         Broadcast(finished);
         if (_cluster.State.Unreachable.Count > 0)
         {
@@ -639,14 +664,15 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _run.Dispose();
     }
 
-    private void Fail(string message)
+    /// <summary>The job stops here; <paramref name="resumeFrom"/> is the checkpoint folder it can resume from, if any.</summary>
+    private void Fail(string message, string? resumeFrom = null)
     {
         _log.Error("training failed: {0}", message);
         _run.Info("run-failed", message, Step);
         CloseRun();
         StopWaiting();
-        _context.Finished.TrySetResult(new JobOutcome(1, message));
-        Broadcast(new JobFinished(_runId, 1, message));
+        _context.Finished.TrySetResult(new JobOutcome(JobStatus.Failed, message) { ResumeFrom = resumeFrom });
+        Broadcast(new JobFinished(_runId, JobStatus.Failed, message, resumeFrom ?? ""));
         EndOfJob.DownUnreachableNodes(_cluster, _log);
         Become(() => ReceiveAny(_ => { }));
     }
@@ -658,7 +684,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     private bool FromMember(object message) => Senders.FromMember(Sender, Context.System, _log, message);
 
-    private NormaliserReady NormaliserMessage() => new(_runId, _setup!.Normaliser.Mean, _setup.Normaliser.Std);
+    private NormaliserReady NormaliserMessage() => new(_runId, _normaliser!.Mean, _normaliser.Std);
 
     /// <summary>The weights of the current step as a new version, sent once to every reachable node's cache.</summary>
     private void PublishWeights(bool parametersWritten)

@@ -147,7 +147,7 @@ public sealed class ClusterNode : IAsyncDisposable
         var node = new ClusterNode(host, context);
         // Downed by the Split Brain Resolver (or stopped otherwise): the node's part in the job is over; say so rather
         // than wait for a coordinator it can no longer reach.
-        _ = node.System.WhenTerminated.ContinueWith(_ => context.Finished.TrySetResult(new JobOutcome(1,
+        _ = node.System.WhenTerminated.ContinueWith(_ => context.Finished.TrySetResult(new JobOutcome(JobStatus.Failed,
             "this node's actor system stopped: it was removed from the cluster (downed) or shut down")), TaskScheduler.Default);
         if (settings.Discovery != Discovery.Seeds)
         {
@@ -260,8 +260,8 @@ public sealed class ClusterNode : IAsyncDisposable
                     });
                     if (settings.ClusterSecret is null)
                     {
-                        system.Log.Warning("data channel: no cluster secret (--cluster-secret-file or DISTBP_CLUSTER_SECRET): " +
-                                           "any process that reaches port {0} and names a member is believed", channel.Endpoint.Port);
+                        system.Log.Warning("data channel: no cluster secret: any process that reaches port {0} and names a member is believed",
+                            channel.Endpoint.Port);
                     }
                     system.ActorOf(Props.Create(() => new DataEndpointExchange(channel)), DataEndpointExchange.Name);
                 }
@@ -282,7 +282,7 @@ public sealed class ClusterNode : IAsyncDisposable
                 })
             .WithSingleton<CoordinatorSingleton>("coordinator",
                 (system, registry, resolver) =>
-                    Props.Create(() => new TrainingCoordinator(context, registry.Get<WorkerRegion>())),
+                    Props.Create(() => new TrainingCoordinator(context, registry.Get<WorkerRegion>(), registry.Get<WeightsCacheActor>())),
                 new ClusterSingletonOptions { Role = "worker", LogSingletonIdentificationFailure = false },
                 createProxyToo: true)
             .WithActors((system, registry) =>

@@ -4,7 +4,7 @@ namespace DistributedBackprop.Cluster.Workers;
 
 /// <summary>
 /// Sees a worker's computed slice sums before they are sent: the one way in for chaos testing (a
-/// <see cref="Chaos.FaultInjector"/>, registered by <c>simulate --chaos</c> and the fault tests). Production registers
+/// fault injector, registered by <c>simulate --chaos</c> (Node/Chaos/FaultInjector.cs) and the fault tests). Production registers
 /// none.
 /// </summary>
 public interface IComputedSlicesHook

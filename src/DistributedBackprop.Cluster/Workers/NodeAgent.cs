@@ -31,13 +31,13 @@ public sealed class NodeAgent : ReceiveActor, IWithTimers
                 return;
             }
             _log.Error("refused by the coordinator: {0}", verdict.Reason);
-            _context.Finished.TrySetResult(new JobOutcome(2, verdict.Reason, null));
+            _context.Finished.TrySetResult(new JobOutcome(JobStatus.Refused, verdict.Reason) { About = RefusedInput.TrainingOptions });
         });
         Receive<JobFinished>(finished =>
         {
             if (FromCoordinator(finished) && finished.RunId == _context.ConfigHash)
             {
-                _context.Finished.TrySetResult(new JobOutcome(finished.ExitCode, finished.Message, null));
+                _context.Finished.TrySetResult(new JobOutcome(finished.Status, finished.Message) { ResumeFrom = finished.ResumeFrom is "" ? null : finished.ResumeFrom });
             }
         });
     }

@@ -11,8 +11,10 @@ namespace DistributedBackprop.Cluster.Workers;
 
 /// <summary>
 /// One per node: receives each weights version once from the coordinator and serves it to every worker entity on the
-/// node, so a broadcast costs one transfer per node, not one per entity. An entity asking for a version that has not
-/// arrived waits; if it never arrived (a node that joined late, a lost message) the cache pulls it.
+/// node, so a broadcast costs one transfer per node, not one per entity. It also owns the node's setup: from the
+/// coordinator's normaliser it normalises the node's data once, and hands the setup out with the weights (and to a
+/// coordinator in this process). An entity asking for a version that has not arrived, or before the normaliser, waits;
+/// if the version never arrived (a node that joined late, a lost message) the cache pulls it.
 /// </summary>
 public sealed class WeightsCache : ReceiveActor, IWithTimers
 {
@@ -24,6 +26,7 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
     private readonly ChunkAssembler _assembler;
     private IActorRef? _coordinator;
     private string? _runId;
+    private TrainingSetup? _setup;
 
     public WeightsCache(NodeContext context)
     {
@@ -46,7 +49,17 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
             }
             _coordinator = Sender;
             _runId = ready.RunId;
-            _context.UseNormaliser(new FeatureNormaliser(ready.Mean, ready.Std));
+            // The statistics are merged in chunk order, so a new coordinator incarnation sends the same normaliser
+            // again: the setup is built once (normalising the data is the expensive part).
+            if (_setup is null || !SameNormaliser(_setup.Normaliser, ready))
+            {
+                _setup = TrainingSetup.Create(_context.Options, _context.RawData, new FeatureNormaliser(ready.Mean, ready.Std));
+            }
+            if (TensorTransport.IsLocal(Sender))
+            {
+                Sender.Tell(new SetupReady(_setup));
+            }
+            ServeWaiting();
         });
         Receive<WeightsVersion>(OnWeights);
         Receive<GetWeights>(OnGet);
@@ -94,12 +107,25 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
         {
             _versions.Remove(_versions.Keys.First());
         }
+        ServeWaiting();
+    }
+
+    /// <summary>Answers whoever waits for a version that is here now (once the setup is too), or that is gone.</summary>
+    private void ServeWaiting()
+    {
+        if (_versions.Count == 0)
+        {
+            return;
+        }
         foreach (var version in _waiting.Keys.ToList())
         {
             if (_versions.TryGetValue(version, out var weights))
             {
-                Reply(_waiting[version], new WeightsAvailable(version, weights));
-                _waiting.Remove(version);
+                if (_setup is not null)
+                {
+                    Reply(_waiting[version], new WeightsAvailable(version, weights, _setup));
+                    _waiting.Remove(version);
+                }
             }
             else if (version < _versions.Keys.First())
             {
@@ -109,11 +135,22 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
         }
     }
 
+    private static bool SameNormaliser(FeatureNormaliser normaliser, NormaliserReady ready) =>
+        normaliser.Mean.AsSpan().SequenceEqual(ready.Mean) && normaliser.Std.AsSpan().SequenceEqual(ready.Std);
+
     private void OnGet(GetWeights request)
     {
         if (_versions.TryGetValue(request.Version, out var weights))
         {
-            Sender.Tell(new WeightsAvailable(request.Version, weights));
+            if (_setup is not null)
+            {
+                Sender.Tell(new WeightsAvailable(request.Version, weights, _setup));
+            }
+            else
+            {
+                // The weights are here but the normaliser is not yet (they travel apart): wait for it.
+                Waiting(request.Version).Add(Sender);
+            }
             return;
         }
         if (_versions.Count > 0 && request.Version < _versions.Keys.First())
@@ -121,9 +158,8 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
             Sender.Tell(new WeightsGone(request.Version));
             return;
         }
-        if (!_waiting.TryGetValue(request.Version, out var list))
+        if (!_waiting.ContainsKey(request.Version))
         {
-            _waiting[request.Version] = list = [];
             if (_coordinator is not null && _versions.Count > 0 && request.Version < _versions.Keys.Last())
             {
                 // Newer versions exist but this one is missing: it was lost, ask again rather than wait forever.
@@ -135,8 +171,11 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
                 Timers.StartSingleTimer(("pull", request.Version), new PullIfStillMissing(request.RunId, request.Version), PullAfter);
             }
         }
-        list.Add(Sender);
+        Waiting(request.Version).Add(Sender);
     }
+
+    private List<IActorRef> Waiting(long version) =>
+        _waiting.TryGetValue(version, out var list) ? list : _waiting[version] = [];
 
     public ITimerScheduler Timers { get; set; } = null!;
 

@@ -94,7 +94,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             if (FromCoordinator(job) && IsThisRun(job.RunId, job.Step) && InRange(job, job.FirstSlice, job.SliceCount,
                     _context.Options.Slices, "slices") && InRange(job, job.Step, 1, TotalSteps, "steps"))
             {
-                WithWeights(job.RunId, job.Version, Sender, weights => ComputeSlices(job, weights));
+                WithWeights(job.RunId, job.Version, Sender, (weights, setup) => ComputeSlices(job, weights, setup));
             }
         });
         Receive<EvaluateChunks>(job =>
@@ -102,7 +102,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             if (FromCoordinator(job) && IsThisRun(job.RunId, job.Version)
                 && InRange(job, job.FirstChunk, job.ChunkCount, Evaluator.ChunkCount(_context.RawData.Test.Count), "evaluation chunks"))
             {
-                WithWeights(job.RunId, job.Version, Sender, weights => Evaluate(job, weights));
+                WithWeights(job.RunId, job.Version, Sender, (weights, setup) => Evaluate(job, weights, setup));
             }
         });
         Receive<ComputeStatistics>(job =>
@@ -132,9 +132,9 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         return false;
     }
 
-    /// <summary>Asks the node's cache for a weights version, then runs the work with it.</summary>
+    /// <summary>Asks the node's cache for a weights version (it comes with the node's setup), then runs the work with it.</summary>
     private void WithWeights(string runId, long version, IActorRef replyTo,
-        Func<Core.Model.ModelWeights, IReadOnlyList<IWireMessage>> work)
+        Func<Core.Model.ModelWeights, TrainingSetup, IReadOnlyList<IWireMessage>> work)
     {
         _cache.Tell(new GetWeights(runId, version));
         Timers.StartSingleTimer("weights", new WeightsDidNotArrive(version), _context.Tuning.WeightsWait);
@@ -150,7 +150,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             Receive<WeightsAvailable>(w => w.Version == version, w =>
             {
                 Timers.Cancel("weights");
-                Start(replyTo, runId, version, () => work(w.Weights));
+                Start(replyTo, runId, version, () => work(w.Weights, w.Setup));
             });
             Receive<WeightsGone>(g => g.Version == version, _ => GiveUp($"weights version {version} is gone"));
             Receive<WeightsDidNotArrive>(late => late.Version == version,
@@ -190,7 +190,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
                 {
                     // Re-assigning the slices would only fail again on some node, for ever: this process ends the job
                     // on its side (exit 1), as a pod that hits its memory limit would.
-                    _context.Finished.TrySetResult(new JobOutcome(1,
+                    _context.Finished.TrySetResult(new JobOutcome(JobStatus.Failed,
                         $"worker {_workerId} ran out of memory at step {failed.Step} ({GC.GetGCMemoryInfo().TotalAvailableMemoryBytes:N0} bytes available); use narrower layers or give the process more memory"));
                 }
                 failed.ReplyTo.Tell(new WorkFailed(failed.RunId, failed.Step, _workerId, failed.Error.Message));
@@ -235,12 +235,8 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         return false;
     }
 
-    private TrainingSetup RequireSetup() =>
-        _context.Setup ?? throw new InvalidOperationException("The normaliser has not reached this node yet.");
-
-    private IReadOnlyList<IWireMessage> ComputeSlices(ComputeSlices job, Core.Model.ModelWeights weights)
+    private IReadOnlyList<IWireMessage> ComputeSlices(ComputeSlices job, Core.Model.ModelWeights weights, TrainingSetup setup)
     {
-        var setup = RequireSetup();
         var clock = Stopwatch.StartNew();
         _runner ??= new SliceRunner(setup.Network, setup.Plan.SliceSize, setup.Options.Slices, _context.ThreadsPerWorker,
             _context.Pool);
@@ -254,9 +250,8 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             n.Value, _workerId, seconds)).ToList();
     }
 
-    private IReadOnlyList<IWireMessage> Evaluate(EvaluateChunks job, Core.Model.ModelWeights weights)
+    private IReadOnlyList<IWireMessage> Evaluate(EvaluateChunks job, Core.Model.ModelWeights weights, TrainingSetup setup)
     {
-        var setup = RequireSetup();
         var network = setup.Network;
         var test = setup.Data.Test;
         _evaluationWorkspace ??= new Workspace(network, Evaluator.ChunkRows);

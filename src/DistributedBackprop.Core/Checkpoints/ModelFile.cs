@@ -74,8 +74,8 @@ public static class ModelFile
         return body.ToArray();
     }
 
-    /// <summary>Reads and verifies a file; <paramref name="role"/> names the input in errors (e.g. "--model").</summary>
-    public static ModelSnapshot Read(string path, string role = "--model")
+    /// <summary>Reads and verifies a file; <paramref name="role"/> names the input in errors (the command line passes its flag).</summary>
+    public static ModelSnapshot Read(string path, string role = "model")
     {
         byte[] bytes;
         try

@@ -39,7 +39,7 @@ public static class DataSource
                 $"data: '{path}' is neither a folder of IDX files nor a .csv file; pass the folder that holds {TrainImages}[.gz] and the other IDX files, or a .csv file");
         }
         throw new DistbpInputException(
-            $"data: '{path}' does not exist; pass a folder of IDX files or a .csv file, or leave --data out to use the embedded sample");
+            $"data: '{path}' does not exist; pass a folder of IDX files or a .csv file, or give no data path to use the embedded sample");
     }
 
     /// <summary>The first 80% of rows (at least one) train, the rest (at least one) test; rows keep their order.</summary>

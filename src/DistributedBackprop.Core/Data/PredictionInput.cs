@@ -15,17 +15,17 @@ public static class PredictionInput
         if (Directory.Exists(path))
         {
             throw new DistbpInputException(
-                $"--input: '{path}' is a folder; pass one IDX image file (e.g. {DataSource.TestImages}.gz) or a .csv file");
+                "Input", $"'{path}' is a folder; pass one IDX image file (e.g. {DataSource.TestImages}.gz) or a .csv file");
         }
         if (!File.Exists(path))
         {
-            throw new DistbpInputException($"--input: '{path}' does not exist; pass an IDX image file or a .csv file");
+            throw new DistbpInputException("Input", $"'{path}' does not exist; pass an IDX image file or a .csv file");
         }
         var isCsv = path.EndsWith(".csv", StringComparison.OrdinalIgnoreCase);
         if (isCsv && labelsPath is not null)
         {
             throw new DistbpInputException(
-                $"--labels: only for IDX input; a CSV carries its labels in its '{CsvReader.DefaultLabelColumn}' column");
+                "Labels", $"only for IDX input; a CSV carries its labels in its '{CsvReader.DefaultLabelColumn}' column");
         }
 
         Dataset rows;
@@ -47,13 +47,13 @@ public static class PredictionInput
         if (rows.FeatureCount != featureCount)
         {
             throw new DistbpInputException(
-                $"--input: '{path}' has {rows.FeatureCount} features per row but the model takes {featureCount}; pass data shaped like the model's training data");
+                "Input", $"'{path}' has {rows.FeatureCount} features per row but the model takes {featureCount}; pass data shaped like the model's training data");
         }
         if (labelled && rows.ClassCount > classCount)
         {
             var row = Array.FindIndex(rows.Labels, l => l >= classCount);
             throw new DistbpInputException(
-                $"--input: '{path}' has label {rows.Labels[row]} in data row {row + 1}, outside the model's classes 0..{classCount - 1}");
+                "Input", $"'{path}' has label {rows.Labels[row]} in data row {row + 1}, outside the model's classes 0..{classCount - 1}");
         }
         return new PredictionRows(rows, labelled);
     }
@@ -67,7 +67,7 @@ public static class PredictionInput
         catch (DistbpInputException e)
         {
             // Anything that is not a .csv is read as IDX; say so, in case it was meant to be a CSV.
-            throw new DistbpInputException($"{e.Message}; --input takes an IDX image file or a .csv file");
+            throw new DistbpInputException($"{e.Message}; the input must be an IDX image file or a .csv file");
         }
     }
 }

@@ -1,5 +1,6 @@
 using DistributedBackprop.Core.Layers;
 using DistributedBackprop.Core.Model;
+using DistributedBackprop.Core.Training;
 
 namespace DistributedBackprop.Core.Health;
 
@@ -64,7 +65,8 @@ public sealed class HealthMonitor
     /// <summary>Judges a step's averaged gradient before it is applied. False: skip the step (the rate is lowered).</summary>
     public bool Admit(long step, double norm, ReadOnlySpan<double> denseLayerNorms, out HealthWarning? warning)
     {
-        const string explodingFix = "a lower learning rate (--lr), batch normalisation (--batch-norm), clipping (--clip).";
+        const string explodingFix = "a lower learning rate, batch normalisation or clipping.";
+        string[] explodingOptions = [nameof(TrainingOptions.LearningRate), nameof(TrainingOptions.BatchNorm), nameof(TrainingOptions.Clip)];
         warning = null;
         if (!double.IsFinite(norm))
         {
@@ -72,7 +74,7 @@ public sealed class HealthMonitor
             LearningRateScale *= 0.5f;
             warning = new HealthWarning(HealthWarning.Exploding,
                 $"exploding gradients at step {step}: the gradient is NaN/Inf; the step was skipped and the learning "
-                + $"rate halved (×{LearningRateScale}).", explodingFix);
+                + $"rate halved (×{LearningRateScale}).", explodingFix, explodingOptions);
         }
         else if (norm > ExplodeLimit)
         {
@@ -80,7 +82,7 @@ public sealed class HealthMonitor
             LearningRateScale *= 0.5f;
             warning = new HealthWarning(HealthWarning.Exploding,
                 $"exploding gradients at step {step}: norm {norm:G4} is far above the limit {ExplodeLimit:G4}; the step was "
-                + $"skipped and the learning rate halved (×{LearningRateScale}).", explodingFix);
+                + $"skipped and the learning rate halved (×{LearningRateScale}).", explodingFix, explodingOptions);
         }
         if (warning is not null)
         {
@@ -132,7 +134,8 @@ public sealed class HealthMonitor
                 DeadUnitWarnings++;
                 warnings.Add(new HealthWarning(HealthWarning.DeadRelu,
                     $"dead ReLU units in epoch {epoch + 1}: {DeadUnitFractions[r]:P0} of hidden layer {r + 1}'s units never fired.",
-                    "a lower learning rate (--lr), or --activation leaky-relu."));
+                    "a lower learning rate, or the leaky-relu activation.",
+                    [nameof(TrainingOptions.LearningRate), nameof(TrainingOptions.Activation)]));
             }
             Array.Clear(tally);
         }
@@ -150,7 +153,8 @@ public sealed class HealthMonitor
                 warnings.Add(new HealthWarning(HealthWarning.Vanishing,
                     $"vanishing gradients in epoch {epoch + 1}: the first layer's gradient norm {first:G3} is "
                     + $"{last / Math.Max(first, double.Epsilon):G3}× smaller than the last layer's {last:G3}.",
-                    "use ReLU (--activation relu), batch normalisation (--batch-norm)."));
+                    "the relu activation, or batch normalisation.",
+                    [nameof(TrainingOptions.Activation), nameof(TrainingOptions.BatchNorm)]));
             }
         }
         Array.Clear(_epochLayerNormSums);
@@ -164,7 +168,11 @@ public sealed class HealthMonitor
 }
 
 /// <summary>One warning of the health monitor: which failure, what was seen, and the fix.</summary>
-public sealed record HealthWarning(string Type, string Message, string Fix)
+/// <summary>
+/// A health warning: what was seen, the fix in words, and the options the fix is about (their property names, so that a
+/// host can name them its own way: the command line adds their flags).
+/// </summary>
+public sealed record HealthWarning(string Type, string Message, string Fix, IReadOnlyList<string> Options)
 {
     public const string Exploding = "exploding";
     public const string Vanishing = "vanishing";

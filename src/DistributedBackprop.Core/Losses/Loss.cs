@@ -17,7 +17,7 @@ public abstract class Loss
     {
         "cross-entropy" => new SoftmaxCrossEntropy(),
         "mse" => new MeanSquaredError(),
-        _ => throw new DistbpInputException($"--loss: unknown loss '{name}'; use cross-entropy or mse."),
+        _ => throw new DistbpInputException("Loss", $"unknown loss '{name}'; use cross-entropy or mse."),
     };
 
     /// <summary>The index of the largest value; the first one on a tie.</summary>

@@ -30,7 +30,7 @@ public sealed record NetworkSpec(int[] Widths, string Activation, string Loss, f
                 || width <= 0)
             {
                 throw new DistbpInputException(
-                    $"--layers: '{text}' is not a list of positive layer widths such as 784-256-128-10.");
+                    "Layers", $"'{text}' is not a list of positive layer widths such as 784-256-128-10.");
             }
             if (width > MaxLayerWidth)
             {
@@ -50,7 +50,7 @@ public sealed record NetworkSpec(int[] Widths, string Activation, string Loss, f
     {
         if (widths is null || widths.Length < 2)
         {
-            throw new DistbpInputException($"--layers: '{text}' needs at least an input and an output width, e.g. 784-10.");
+            throw new DistbpInputException("Layers", $"'{text}' needs at least an input and an output width, e.g. 784-10.");
         }
         long parameters = 0;
         for (var i = 0; i < widths.Length; i++)
@@ -67,13 +67,13 @@ public sealed record NetworkSpec(int[] Widths, string Activation, string Loss, f
             if (parameters > MaxParameterCount)
             {
                 throw new DistbpInputException(
-                    $"--layers: '{text}' has over {MaxParameterCount:N0} parameters (4 GiB of float32), the most a network may have; use narrower layers.");
+                    "Layers", $"'{text}' has over {MaxParameterCount:N0} parameters (4 GiB of float32), the most a network may have; use narrower layers.");
             }
         }
     }
 
     private static DistbpInputException WidthOutOfRange(string width, string text) =>
-        new($"--layers: width {width} in '{text}' is outside 1..{MaxLayerWidth:N0} units; use narrower layers.");
+        new("Layers", $"width {width} in '{text}' is outside 1..{MaxLayerWidth:N0} units; use narrower layers.");
 
     public string WidthsText => string.Join('-', Widths);
 
@@ -82,11 +82,11 @@ public sealed record NetworkSpec(int[] Widths, string Activation, string Loss, f
         CheckWidths(Widths, Widths is null ? "(no widths)" : string.Join('-', Widths));
         if (!Activations.Contains(Activation))
         {
-            throw new DistbpInputException($"--activation: unknown activation '{Activation}'; use relu, leaky-relu, tanh or sigmoid.");
+            throw new DistbpInputException("Activation", $"unknown activation '{Activation}'; use relu, leaky-relu, tanh or sigmoid.");
         }
         if (!(DropoutRate >= 0f && DropoutRate < 1f))
         {
-            throw new DistbpInputException($"--dropout: {DropoutRate} is outside [0, 1); 0 drops nothing, values towards 1 drop more.");
+            throw new DistbpInputException("Dropout", $"{DropoutRate} is outside [0, 1); 0 drops nothing, values towards 1 drop more.");
         }
         var init = Activation is "relu" or "leaky-relu" ? WeightInit.He : WeightInit.Xavier;
         var layers = new List<Layer>();

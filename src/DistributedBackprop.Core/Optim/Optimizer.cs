@@ -30,7 +30,7 @@ public abstract class Optimizer
         "sgd" => new Sgd(),
         "momentum" => new Momentum(momentum),
         "adam" => new Adam(),
-        _ => throw new DistbpInputException($"--optimizer: unknown optimizer '{name}'; use sgd, momentum or adam."),
+        _ => throw new DistbpInputException("Optimizer", $"unknown optimizer '{name}'; use sgd, momentum or adam."),
     };
 }
 

@@ -8,7 +8,7 @@ public interface ITrainingObserver
 {
     void OnStep(StepReport report, int epoch, int stepInEpoch, int stepsPerEpoch, double samplesPerSecond);
     void OnEpoch(int epoch, double trainLoss, Evaluation test);
-    void OnWarning(string warning);
+    void OnWarning(Health.HealthWarning warning);
 }
 
 /// <summary>
@@ -62,7 +62,7 @@ public sealed class LocalTrainer
             lastLoss = report.Loss;
             if (report.Warning is not null)
             {
-                observer?.OnWarning(report.Warning.Text);
+                observer?.OnWarning(report.Warning);
             }
             observer?.OnStep(report, epoch, stepInEpoch, plan.StepsPerEpoch, stepsRun * options.Batch / trainSeconds);
 
@@ -75,7 +75,7 @@ public sealed class LocalTrainer
             {
                 foreach (var warning in _state.Health.EndEpoch(epoch))
                 {
-                    observer?.OnWarning(warning.Text);
+                    observer?.OnWarning(warning);
                 }
                 test = Evaluator.Evaluate(network, _state.Weights, _setup.Data.Test, options.Threads);
                 observer?.OnEpoch(epoch, report.Loss, test);

@@ -19,12 +19,12 @@ public sealed class SlicePlan
         if (globalBatch <= 0 || sliceCount <= 0 || globalBatch % sliceCount != 0)
         {
             throw new DistbpInputException(
-                $"--slices: {sliceCount} slices do not divide the global batch of {globalBatch}; choose a divisor of the batch.");
+                "Slices", $"{sliceCount} slices do not divide the global batch of {globalBatch}; choose a divisor of the batch.");
         }
         if (globalBatch > sampleCount)
         {
             throw new DistbpInputException(
-                $"--batch: {globalBatch} is larger than the {sampleCount} training samples; choose a smaller batch.");
+                "Batch", $"{globalBatch} is larger than the {sampleCount} training samples; choose a smaller batch.");
         }
         Seed = seed;
         SampleCount = sampleCount;

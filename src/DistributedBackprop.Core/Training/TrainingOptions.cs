@@ -32,24 +32,24 @@ public sealed record TrainingOptions
     /// <summary>Checks what can be checked without the data; throws <see cref="DistbpInputException"/>.</summary>
     public void Validate()
     {
-        Require(LearningRate > 0 && float.IsFinite(LearningRate), $"--lr: {LearningRate} must be a positive number, e.g. 0.1.");
-        Require(Momentum >= 0 && Momentum < 1, $"--momentum: {Momentum} must be in [0, 1), e.g. 0.9.");
-        Require(Batch > 0, $"--batch: {Batch} must be a positive number of samples, e.g. 256.");
-        Require(Slices > 0, $"--slices: {Slices} must be a positive number, e.g. 8.");
-        Require(Batch % Slices == 0, $"--slices: {Slices} slices do not divide the global batch of {Batch}; choose a divisor of the batch.");
-        Require(Epochs > 0, $"--epochs: {Epochs} must be a positive number, e.g. 10.");
-        Require(Clip >= 0 && float.IsFinite(Clip), $"--clip: {Clip} must be 0 (off) or a positive norm, e.g. 5.");
-        Require(Dropout >= 0 && Dropout < 1, $"--dropout: {Dropout} is outside [0, 1); 0 drops nothing, values towards 1 drop more.");
-        Require(WarmupSteps >= 0, $"--warmup: {WarmupSteps} must be 0 or a positive number of steps.");
-        Require(Optim.LearningRateSchedule.Decays.Contains(Decay), $"--decay: unknown schedule '{Decay}'; use none, step or cosine.");
-        Require(Decay != "step" || DecayEvery > 0, "--decay-every: step decay needs a positive number of steps, e.g. --decay-every 1000.");
-        Require(DecayFactor > 0 && DecayFactor <= 1, $"--decay-factor: {DecayFactor} must be in (0, 1], e.g. 0.1.");
-        Require(Workers > 0, $"--workers: {Workers} must be a positive number.");
-        Require(Threads > 0, $"--threads: {Threads} must be a positive number.");
-        Require(CheckpointEvery >= 0, $"--checkpoint-every: {CheckpointEvery} must be 0 (at epoch ends) or a positive number of steps.");
-        Require(Model.NetworkSpec.Activations.Contains(Activation), $"--activation: unknown activation '{Activation}'; use relu, leaky-relu, tanh or sigmoid.");
-        Require(Loss is "cross-entropy" or "mse", $"--loss: unknown loss '{Loss}'; use cross-entropy or mse.");
-        Require(Optimizer is "sgd" or "momentum" or "adam", $"--optimizer: unknown optimizer '{Optimizer}'; use sgd, momentum or adam.");
+        Require(LearningRate > 0 && float.IsFinite(LearningRate), nameof(LearningRate), $"{LearningRate} must be a positive number, e.g. 0.1.");
+        Require(Momentum >= 0 && Momentum < 1, nameof(Momentum), $"{Momentum} must be in [0, 1), e.g. 0.9.");
+        Require(Batch > 0, nameof(Batch), $"{Batch} must be a positive number of samples, e.g. 256.");
+        Require(Slices > 0, nameof(Slices), $"{Slices} must be a positive number, e.g. 8.");
+        Require(Batch % Slices == 0, nameof(Slices), $"{Slices} slices do not divide the global batch of {Batch}; choose a divisor of the batch.");
+        Require(Epochs > 0, nameof(Epochs), $"{Epochs} must be a positive number, e.g. 10.");
+        Require(Clip >= 0 && float.IsFinite(Clip), nameof(Clip), $"{Clip} must be 0 (off) or a positive norm, e.g. 5.");
+        Require(Dropout >= 0 && Dropout < 1, nameof(Dropout), $"{Dropout} is outside [0, 1); 0 drops nothing, values towards 1 drop more.");
+        Require(WarmupSteps >= 0, nameof(WarmupSteps), $"{WarmupSteps} must be 0 or a positive number of steps.");
+        Require(Optim.LearningRateSchedule.Decays.Contains(Decay), nameof(Decay), $"unknown schedule '{Decay}'; use none, step or cosine.");
+        Require(Decay != "step" || DecayEvery > 0, nameof(DecayEvery), "step decay needs a positive number of steps, e.g. 1000.");
+        Require(DecayFactor > 0 && DecayFactor <= 1, nameof(DecayFactor), $"{DecayFactor} must be in (0, 1], e.g. 0.1.");
+        Require(Workers > 0, nameof(Workers), $"{Workers} must be a positive number.");
+        Require(Threads > 0, nameof(Threads), $"{Threads} must be a positive number.");
+        Require(CheckpointEvery >= 0, nameof(CheckpointEvery), $"{CheckpointEvery} must be 0 (at epoch ends) or a positive number of steps.");
+        Require(Model.NetworkSpec.Activations.Contains(Activation), nameof(Activation), $"unknown activation '{Activation}'; use relu, leaky-relu, tanh or sigmoid.");
+        Require(Loss is "cross-entropy" or "mse", nameof(Loss), $"unknown loss '{Loss}'; use cross-entropy or mse.");
+        Require(Optimizer is "sgd" or "momentum" or "adam", nameof(Optimizer), $"unknown optimizer '{Optimizer}'; use sgd, momentum or adam.");
         Model.NetworkSpec.ParseWidths(Layers);
     }
 
@@ -68,11 +68,11 @@ public sealed record TrainingOptions
 
     private static string Format(float value) => value.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
 
-    private static void Require(bool condition, string message)
+    private static void Require(bool condition, string option, string problem)
     {
         if (!condition)
         {
-            throw new DistbpInputException(message);
+            throw new DistbpInputException(option, problem);
         }
     }
 }

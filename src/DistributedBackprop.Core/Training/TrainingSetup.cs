@@ -82,7 +82,7 @@ public sealed class TrainingSetup
         if (rows * widest > Array.MaxLength)
         {
             throw new DistbpInputException(
-                $"--batch: a slice of {rows:N0} rows of the widest layer ({widest:N0} units) is more than one array can hold; use more --slices or a smaller --batch.");
+                "Batch", $"a slice of {rows:N0} rows of the widest layer ({widest:N0} units) is more than one array can hold; use more slices or a smaller batch.");
         }
         // A quarter more for the data, the runtime and the fragmentation of the large-object heap.
         var needed = TrainingBytes(network, options, rows) / 4 * 5;
@@ -90,7 +90,7 @@ public sealed class TrainingSetup
         if (needed > available)
         {
             throw new DistbpInputException(
-                $"--layers: {options.Layers} with {network.ParameterCount:N0} parameters needs about {Gigabytes(needed)} to train, more than the {Gigabytes(available)} this process may use; use narrower layers or fewer --slices.");
+                "Layers", $"{options.Layers} with {network.ParameterCount:N0} parameters needs about {Gigabytes(needed)} to train, more than the {Gigabytes(available)} this process may use; use narrower layers or fewer slices.");
         }
         return network;
     }
@@ -145,12 +145,12 @@ public sealed class TrainingSetup
         if (spec.Widths[0] != train.FeatureCount)
         {
             throw new DistbpInputException(
-                $"--layers: the input width {spec.Widths[0]} in '{layersText}' does not match the data's {train.FeatureCount} features; start the list with {train.FeatureCount}.");
+                "Layers", $"the input width {spec.Widths[0]} in '{layersText}' does not match the data's {train.FeatureCount} features; start the list with {train.FeatureCount}.");
         }
         if (spec.Widths[^1] != train.ClassCount)
         {
             throw new DistbpInputException(
-                $"--layers: the output width {spec.Widths[^1]} in '{layersText}' does not match the data's {train.ClassCount} classes; end the list with {train.ClassCount}.");
+                "Layers", $"the output width {spec.Widths[^1]} in '{layersText}' does not match the data's {train.ClassCount} classes; end the list with {train.ClassCount}.");
         }
     }
 }

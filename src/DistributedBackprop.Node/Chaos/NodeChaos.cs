@@ -1,4 +1,3 @@
-using DistributedBackprop.Cluster.Chaos;
 using DistributedBackprop.Core.Training;
 
 namespace DistributedBackprop.Node.Chaos;
@@ -17,7 +16,7 @@ public sealed class StepReporter(ITrainingObserver inner) : ITrainingObserver
 
     public void OnEpoch(int epoch, double trainLoss, Evaluation test) => inner.OnEpoch(epoch, trainLoss, test);
 
-    public void OnWarning(string warning) => inner.OnWarning(warning);
+    public void OnWarning(Core.Health.HealthWarning warning) => inner.OnWarning(warning);
 }
 
 /// <summary>

@@ -14,6 +14,23 @@ public static class TrainingOptionsBinder
 
     public static readonly HashSet<string> Switches = ["batch-norm", "help"];
 
+    /// <summary>The flags whose names are not their option's in kebab case.</summary>
+    private static readonly Dictionary<string, string> RenamedFlags = new(StringComparer.Ordinal)
+    {
+        [nameof(TrainingOptions.DataPath)] = "data",
+        [nameof(TrainingOptions.LearningRate)] = "lr",
+        [nameof(TrainingOptions.WarmupSteps)] = "warmup",
+    };
+
+    /// <summary>The flag that sets an option: <c>LearningRate</c> → <c>--lr</c>, <c>DecayEvery</c> → <c>--decay-every</c>.</summary>
+    public static string FlagOf(string option) =>
+        "--" + (RenamedFlags.TryGetValue(option, out var flag) ? flag
+            : string.Concat(option.Select((c, i) => char.IsUpper(c) ? (i > 0 ? "-" : "") + char.ToLowerInvariant(c) : c.ToString())));
+
+    /// <summary>An input error as the command line words it: an option's error names its flag.</summary>
+    public static string Describe(Core.DistbpInputException error) =>
+        error.Option is { } option ? $"{FlagOf(option)}: {error.Problem}" : error.Message;
+
     public static TrainingOptions Bind(ParsedArguments args)
     {
         var d = new TrainingOptions();

@@ -25,7 +25,7 @@ public static class EvalCommand
         {
             throw new DistbpInputException($"--threads: {threads} must be a positive number.");
         }
-        var snapshot = ModelFile.Read(modelPath);
+        var snapshot = ModelFile.Read(modelPath, "--model");
         var data = DataSource.Load(args.String("data"));
         var network = new Network(snapshot.Header.Spec);
         if (data.Test.FeatureCount != network.InputSize || data.Test.ClassCount > network.OutputSize)

@@ -27,7 +27,7 @@ public static class ExportCommand
         var modelPath = args.String("model") ?? throw new DistbpInputException("export: --model FILE is required.");
         var onnxPath = args.String("onnx") ?? throw new DistbpInputException("export: --onnx OUT.onnx is required (where to write the ONNX model).");
         AtomicFile.CheckWritable(onnxPath, "onnx");
-        var snapshot = ModelFile.Read(modelPath);
+        var snapshot = ModelFile.Read(modelPath, "--model");
         AtomicFile.Write(onnxPath, "onnx", OnnxExport.Serialize(snapshot));
         var spec = snapshot.Header.Spec;
         var output = spec.Loss == "cross-entropy" ? OnnxExport.ProbabilitiesName : OnnxExport.RawOutputName;

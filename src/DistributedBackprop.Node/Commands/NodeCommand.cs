@@ -130,7 +130,7 @@ public static class NodeCommand
         var outputs = new JobOutputs(outPath, summaryPath, minNodes, minNodes) { RunDir = runDir, Command = "node" };
         // simulate --chaos drives this node's faults through its standard input; otherwise nothing touches the workers.
         var faults = args.Flag(ControlStdinOption)
-            ? new Cluster.Chaos.FaultInjector { Report = line => Console.Error.WriteLine(line) }
+            ? new Chaos.FaultInjector { Report = line => Console.Error.WriteLine(line) }
             : null;
         var context = new NodeContext(options, raw, outputs,
             localWorkers: 1, Chaos.StepReporter.Wrap(new ProgressDisplay(options.Epochs, Console.Out, Console.Error, interactive: false),
@@ -182,6 +182,11 @@ public static class NodeCommand
             ClusterSecret = ClusterSecret.Read(args.String("cluster-secret-file")),
             EnableThrottler = args.Flag(ControlStdinOption),
         };
+        if (settings.UsesDataChannel && settings.ClusterSecret is null)
+        {
+            Console.Error.WriteLine("distbp: warning: no cluster secret; give every node the same --cluster-secret-file "
+                                    + "(or DISTBP_CLUSTER_SECRET) so that the data channel believes members only.");
+        }
         var httpPort = args.String("http-port") is null ? (int?)null : TcpPort(args.Int("http-port", 0), "http-port");
         var httpHostname = args.String("http-hostname") ?? hostname;
         var parentPid = args.Int(ParentPidOption, 0);
@@ -260,7 +265,7 @@ public static class NodeCommand
                 $"--port: cannot listen on {settings.Hostname}:{settings.Port} ({socket.Message}); pick another port, or 0 for any free one.");
         }
         await using var node = started;
-        if (context.ComputedSlicesHook is Cluster.Chaos.FaultInjector faults)
+        if (context.ComputedSlicesHook is Chaos.FaultInjector faults)
         {
             Chaos.ChaosControl.Listen(faults, Console.In, duration => _ = node.PartitionAsync(duration));
         }
@@ -285,22 +290,15 @@ public static class NodeCommand
         // SIGTERM also stops the host (and so the actor system) directly; that is a requested stop, not a failure.
         cancel.ThrowIfCancellationRequested();
         await node.StopWorkerRegionAsync(TimeSpan.FromSeconds(2));
-        if (outcome.Result is { } result)
+        if (outcome.Result is not { } result)
         {
-            Console.WriteLine($"test accuracy {result.Test.Accuracy:P2}  test loss {result.Test.Loss:F4}  "
-                              + $"{result.SamplesPerSecond:N0} samples/s over {result.TrainSeconds:F2} s");
-            Console.WriteLine($"weights_sha256 {result.WeightsSha256}");
-            await node.WaitForOthersToLeaveAsync(TimeSpan.FromSeconds(10));
+            return JobOutcomes.Ended(outcome, Console.Error);
         }
-        else if (outcome.ExitCode == 2)
-        {
-            throw new DistbpInputException(outcome.Message);
-        }
-        else if (outcome.ExitCode != 0)
-        {
-            Console.Error.WriteLine($"distbp: training failed: {outcome.Message}");
-        }
-        return outcome.ExitCode;
+        Console.WriteLine($"test accuracy {result.Test.Accuracy:P2}  test loss {result.Test.Loss:F4}  "
+                          + $"{result.SamplesPerSecond:N0} samples/s over {result.TrainSeconds:F2} s");
+        Console.WriteLine($"weights_sha256 {result.WeightsSha256}");
+        await node.WaitForOthersToLeaveAsync(TimeSpan.FromSeconds(10));
+        return 0;
     }
 
     /// <summary>The socket error somewhere inside the (deeply aggregated) exception Akka.Remote throws when it cannot bind.</summary>

@@ -44,7 +44,7 @@ public static class PredictCommand
         }
         AtomicFile.CheckWritable(outputPath, "output");
 
-        var snapshot = ModelFile.Read(modelPath);
+        var snapshot = ModelFile.Read(modelPath, "--model");
         var network = new Network(snapshot.Header.Spec);
         var input = PredictionInput.Load(inputPath, args.String("labels"), network.InputSize, network.OutputSize);
         var rows = snapshot.Normaliser.Apply(input.Rows);

@@ -45,13 +45,15 @@ public sealed class ProgressDisplay(int epochs, TextWriter output, TextWriter er
         output.WriteLine($"epoch {epoch + 1}/{epochs}  train loss {trainLoss:F4}  test loss {test.Loss:F4}  test accuracy {test.Accuracy:P2}");
     }
 
-    public void OnWarning(string warning)
+    /// <summary>One line on standard error, with the flags of the options its fix is about.</summary>
+    public void OnWarning(Core.Health.HealthWarning warning)
     {
         if (interactive && _lastLength > 0)
         {
             output.WriteLine();
             _lastLength = 0;
         }
-        errors.WriteLine($"warning: {warning}");
+        var flags = string.Join(", ", warning.Options.Select(Cli.TrainingOptionsBinder.FlagOf));
+        errors.WriteLine(flags.Length > 0 ? $"warning: {warning.Text} ({flags})" : $"warning: {warning.Text}");
     }
 }

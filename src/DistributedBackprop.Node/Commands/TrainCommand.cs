@@ -59,12 +59,8 @@ public static class TrainCommand
         var outcome = RunInProcessCluster(context, cancel).GetAwaiter().GetResult();
         if (outcome.Result is not { } result)
         {
-            if (outcome.ExitCode == 2)
-            {
-                throw new DistbpInputException(outcome.Message);
-            }
-            Console.Error.WriteLine($"distbp: training failed: {outcome.Message}");
-            return outcome.ExitCode == 0 ? 1 : outcome.ExitCode;
+            // In one process the coordinator is here: a job that ended without a result did not finish.
+            return Math.Max(1, JobOutcomes.Ended(outcome, Console.Error));
         }
         Console.WriteLine($"test accuracy {result.Test.Accuracy:P2}  test loss {result.Test.Loss:F4}  "
                           + $"{result.SamplesPerSecond:N0} samples/s over {result.TrainSeconds:F2} s");

@@ -26,7 +26,7 @@ public sealed class RunProgressTests : IDisposable
         public void OnStep(StepReport report, int epoch, int stepInEpoch, int stepsPerEpoch, double samplesPerSecond) =>
             Steps.Add(report.Step);
         public void OnEpoch(int epoch, double trainLoss, Evaluation test) => Epochs.Add((epoch, trainLoss));
-        public void OnWarning(string warning) { }
+        public void OnWarning(Core.Health.HealthWarning warning) { }
     }
 
     [Fact]

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using Akka.Remote.Transport;
-using DistributedBackprop.Cluster.Chaos;
 using DistributedBackprop.Cluster.Hosting;
 using DistributedBackprop.Core.Training;
+using DistributedBackprop.Node.Chaos;
 using Xunit;
 using Xunit.Abstractions;
 using static DistributedBackprop.Cluster.Tests.Faults.FaultHarness;

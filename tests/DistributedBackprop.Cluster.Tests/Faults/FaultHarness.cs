@@ -3,11 +3,11 @@ using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Remote;
 using Akka.Remote.Transport;
-using DistributedBackprop.Cluster.Chaos;
 using DistributedBackprop.Cluster.Hosting;
 using DistributedBackprop.Cluster.Transport;
 using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Training;
+using DistributedBackprop.Node.Chaos;
 using Xunit;
 
 namespace DistributedBackprop.Cluster.Tests.Faults;
@@ -54,7 +54,7 @@ internal sealed class StepGate(long holdAt = -1) : ITrainingObserver
     {
     }
 
-    public void OnWarning(string warning) => Warnings.Enqueue(warning);
+    public void OnWarning(Core.Health.HealthWarning warning) => Warnings.Enqueue(warning.Text);
 }
 
 /// <summary>Small runs, fast failure detection and the helpers every fault test shares.</summary>
@@ -211,7 +211,7 @@ internal static class FaultHarness
     public static async Task<JobOutcome> CoordinatorOutcome(IEnumerable<ClusterNode> survivors)
     {
         var outcomes = await Task.WhenAll(survivors.Select(n => n.Finished)).WaitAsync(RunDeadline);
-        Assert.All(outcomes, o => Assert.True(o.ExitCode == 0, o.Message));
+        Assert.All(outcomes, o => Assert.True(o.Status == JobStatus.Finished, o.Message));
         return Assert.Single(outcomes, o => o.Result is not null);
     }
 }

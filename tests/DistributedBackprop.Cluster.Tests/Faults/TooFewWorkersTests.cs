@@ -44,8 +44,9 @@ public sealed class TooFewWorkersTests() : TestKit(SingleNodeCluster("too-few-wo
             var runId = context.ConfigHash;
             var self = Akka.Cluster.Cluster.Get(Sys).SelfAddress;
             var region = CreateTestProbe("region");
-            Sys.ActorOf(Props.Create(() => new Protocol.ForwardTo(CreateTestProbe("cache").Ref)), "weights-cache");
-            var coordinator = Sys.ActorOf(Props.Create(() => new TrainingCoordinator(context, region.Ref)), "coordinator");
+            var cache = CreateTestProbe("cache");
+            var localCache = Sys.ActorOf(Props.Create(() => new Protocol.ForwardTo(cache.Ref)), "weights-cache");
+            var coordinator = Sys.ActorOf(Props.Create(() => new TrainingCoordinator(context, region.Ref, localCache)), "coordinator");
             // What the node agent does on every node: only nodes with matching options count towards --min-nodes.
             coordinator.Tell(new RegisterNode(Akka.Cluster.Cluster.Get(Sys).SelfAddress.ToString(), context.ConfigHash), TestActor);
             ExpectMsg<NodeVerdict>(v => v.Accepted, Patience);
@@ -69,16 +70,18 @@ public sealed class TooFewWorkersTests() : TestKit(SingleNodeCluster("too-few-wo
                     region.Reply(new StatisticsResult(runId, c, partial.Count, partial.Mean, partial.M2));
                 }
             }
+            // This node's cache builds the setup from the normaliser.
+            var normaliser = cache.ExpectMsg<NormaliserReady>(Patience);
+            cache.Reply(new SetupReady(TrainingSetup.Create(options, raw, new FeatureNormaliser(normaliser.Mean, normaliser.Std))));
             // Step 0 is handed out, and from here on nobody answers (nudges and copies go unanswered too).
             region.ExpectMsg<ComputeSlices>(Patience);
             var clock = Stopwatch.StartNew();
 
             var outcome = await context.Finished.Task.WaitAsync(workerWait + Patience);
 
-            Assert.Equal(1, outcome.ExitCode);
+            Assert.Equal(JobStatus.Failed, outcome.Status);
             Assert.True(clock.Elapsed >= workerWait - TimeSpan.FromMilliseconds(500), $"gave up after {clock.Elapsed}");
-            Assert.Contains("resume with", outcome.Message);
-            Assert.Contains($"--resume {dir}", outcome.Message);
+            Assert.Equal(dir, outcome.ResumeFrom);
             Assert.Contains("no progress on step 0", outcome.Message);
             // The checkpoint it names exists, is valid and holds the step it stopped at (nothing was applied).
             Assert.NotEmpty(new CheckpointStore(dir).List());

@@ -76,8 +76,8 @@ public sealed class SenderCheckTests
             {
                 await Task.Delay(50);
             }
+            // Both refused (a refusal returns before the cache stores anything).
             Assert.Equal(2, Volatile.Read(ref refusals));
-            Assert.Null(a.Context.Setup); // the normaliser was not taken from it
         }
         finally
         {

@@ -28,8 +28,8 @@ public sealed class CoordinatorProtocolTests : TestKit
     private Address SelfAddress => Akka.Cluster.Cluster.Get(Sys).SelfAddress;
 
     /// <param name="Worker">plays worker-0, the sender of every result (a worker's messages count only from that worker).</param>
-    private sealed record Run(NodeContext Context, IActorRef Coordinator, TestProbe Region, TestProbe Cache,
-        WeightsVersion Weights0, IReadOnlyList<ComputeSlices> Step0, TestProbe Worker);
+    private sealed record Run(NodeContext Context, TrainingSetup Setup, IActorRef Coordinator, TestProbe Region,
+        TestProbe Cache, WeightsVersion Weights0, IReadOnlyList<ComputeSlices> Step0, TestProbe Worker);
 
     /// <summary>Plays the region and the workers up to the first step's jobs, checking each message on the way.</summary>
     private Run StartRun(TrainingOptions options, DataSplit raw)
@@ -38,8 +38,8 @@ public sealed class CoordinatorProtocolTests : TestKit
         var runId = context.ConfigHash;
         var region = CreateTestProbe("region");
         var cache = CreateTestProbe("cache");
-        Sys.ActorOf(Props.Create(() => new ForwardTo(cache.Ref)), "weights-cache");
-        var coordinator = Sys.ActorOf(Props.Create(() => new TrainingCoordinator(context, region.Ref)), "coordinator");
+        var localCache = Sys.ActorOf(Props.Create(() => new ForwardTo(cache.Ref)), "weights-cache");
+        var coordinator = Sys.ActorOf(Props.Create(() => new TrainingCoordinator(context, region.Ref, localCache)), "coordinator");
         // What the node agent does on every node: only nodes with matching options count towards --min-nodes.
         coordinator.Tell(new RegisterNode(SelfAddress.ToString(), context.ConfigHash), TestActor);
         ExpectMsg<NodeVerdict>(v => v.Accepted, Patience);
@@ -78,8 +78,13 @@ public sealed class CoordinatorProtocolTests : TestKit
             }
         }
 
-        // The cache gets the merged normaliser and weights version 0 before any step is handed out.
-        Assert.Equal(runId, cache.ExpectMsg<NormaliserReady>(Patience).RunId);
+        // The cache gets the merged normaliser (once: the identified cache is this node's), builds the node's setup and
+        // hands it to the coordinator; then it gets weights version 0, before any step is handed out.
+        var normaliser = cache.ExpectMsg<NormaliserReady>(Patience);
+        Assert.Equal(runId, normaliser.RunId);
+        var setup = TrainingSetup.Create(options, raw, new FeatureNormaliser(normaliser.Mean, normaliser.Std));
+        Assert.False(region.HasMessages, "a step was handed out before this node's setup was ready");
+        cache.Reply(new SetupReady(setup));
         var weights0 = cache.ExpectMsg<WeightsVersion>(Patience);
         Assert.Equal(0, weights0.Version);
 
@@ -93,7 +98,7 @@ public sealed class CoordinatorProtocolTests : TestKit
         });
         AssertContiguousRuns(step0.Select(j => (j.WorkerId, j.FirstSlice, j.SliceCount)).ToList(), options.Slices,
             options.Workers);
-        return new Run(context, coordinator, region, cache, weights0, step0, workers[0]);
+        return new Run(context, setup, coordinator, region, cache, weights0, step0, workers[0]);
     }
 
     private static List<T> ReceiveRuns<T>(TestProbe probe, int items, Func<T, (string, int, int Count)> run)
@@ -142,7 +147,7 @@ public sealed class CoordinatorProtocolTests : TestKit
         var expectedSha = new LocalTrainer(TrainingSetup.Create(options, Subset(128, 300))).Run().WeightsSha256;
         var run = StartRun(options, Subset(128, 300));
         var runId = run.Context.ConfigHash;
-        var setup = run.Context.Setup!;
+        var setup = run.Setup;
         var slices = options.Slices;
         var rng = new Random(20261128);
 
@@ -212,7 +217,7 @@ public sealed class CoordinatorProtocolTests : TestKit
         }
 
         var outcome = await run.Context.Finished.Task.WaitAsync(Patience);
-        Assert.Equal(0, outcome.ExitCode);
+        Assert.Equal(JobStatus.Finished, outcome.Status);
         Assert.Equal(2, outcome.Result!.Steps);
         Assert.Equal(2, outcome.Result.StepsRun);
         Assert.Equal(expectedSha, outcome.Result.WeightsSha256);

@@ -16,8 +16,53 @@ public sealed class WeightsCacheTests : TestKit
     {
     }
 
-    private IActorRef NewCache() =>
-        Sys.ActorOf(Props.Create(() => new WeightsCache(Context(TinyOptions(1, 1), Subset(64, 10), 1))));
+    private static readonly NodeContext Node = Context(TinyOptions(1, 1), Subset(64, 10), 1);
+    private static readonly Core.Data.FeatureNormaliser Normaliser = Core.Data.FeatureNormaliser.Fit(Node.RawData.Train);
+
+    /// <summary>A cache that has the normaliser (and so the node's setup) already.</summary>
+    private IActorRef NewCache()
+    {
+        var cache = NewCacheWithoutNormaliser();
+        var coordinator = CreateTestProbe();
+        coordinator.Send(cache, new NormaliserReady(RunId, Normaliser.Mean, Normaliser.Std));
+        coordinator.ExpectMsg<SetupReady>(Patience);
+        return cache;
+    }
+
+    private IActorRef NewCacheWithoutNormaliser() => Sys.ActorOf(Props.Create(() => new WeightsCache(Node)));
+
+    [Fact]
+    public void Weights_that_arrive_before_the_normaliser_are_served_with_the_setup_once_it_comes()
+    {
+        var cache = NewCacheWithoutNormaliser();
+        var coordinator = CreateTestProbe();
+        var requester = CreateTestProbe();
+        coordinator.Send(cache, Version(0));
+        requester.Send(cache, new GetWeights(RunId, 0));
+        coordinator.Send(cache, new NormaliserReady(RunId, Normaliser.Mean, Normaliser.Std));
+
+        var setup = coordinator.ExpectMsg<SetupReady>(Patience).Setup;
+        var available = requester.ExpectMsg<WeightsAvailable>(Patience);
+        Assert.Same(setup, available.Setup);
+        Assert.Equal(Normaliser.Mean, setup.Normaliser.Mean);
+        // The version was here all along: nothing was pulled.
+        Assert.False(coordinator.HasMessages);
+    }
+
+    [Fact]
+    public void The_same_normaliser_again_reuses_the_nodes_setup_and_another_one_builds_a_new_one()
+    {
+        var cache = NewCacheWithoutNormaliser();
+        var coordinator = CreateTestProbe();
+        coordinator.Send(cache, new NormaliserReady(RunId, Normaliser.Mean, Normaliser.Std));
+        var first = coordinator.ExpectMsg<SetupReady>(Patience).Setup;
+        // A new coordinator incarnation merges the same statistics in the same order: the same normaliser.
+        coordinator.Send(cache, new NormaliserReady(RunId, Normaliser.Mean.ToArray(), Normaliser.Std.ToArray()));
+        Assert.Same(first, coordinator.ExpectMsg<SetupReady>(Patience).Setup);
+        var other = Normaliser.Std.Select(s => s * 2).ToArray();
+        coordinator.Send(cache, new NormaliserReady(RunId, Normaliser.Mean, other));
+        Assert.NotSame(first, coordinator.ExpectMsg<SetupReady>(Patience).Setup);
+    }
 
     private static WeightsVersion Version(long version) =>
         new(RunId, version, [version, version + 0.5f, -version], [version * 2f]);

@@ -29,10 +29,12 @@ public sealed class WorkerEntityTests : TestKit
         // Jobs wait for their weights longer than any test waits: only the entity's own reactions end a wait here.
         _context = Context(_options, Subset(256, 10), tuning: new CoordinatorTuning { WeightsWait = TimeSpan.FromMinutes(10) });
         var normaliser = FeatureNormaliser.Fit(_context.RawData.Train);
-        _context.UseNormaliser(normaliser);
         _oracle = TrainingSetup.Create(_options, Subset(256, 10), normaliser);
         var context = _context;
         _cache = Sys.ActorOf(Props.Create(() => new WeightsCache(context)), "weights-cache");
+        // The normaliser, as the coordinator of this process sends it: the cache builds the node's setup and says so.
+        _cache.Tell(new NormaliserReady(context.ConfigHash, normaliser.Mean, normaliser.Std), TestActor);
+        ExpectMsg<SetupReady>(Patience);
         var cache = _cache;
         _entity = Sys.ActorOf(Props.Create(() => new WorkerEntity(WorkerId, context, cache)), WorkerId);
     }
@@ -156,8 +158,10 @@ public sealed class WorkerEntityTests : TestKit
     {
         var context = Context(_options, Subset(256, 10),
             tuning: new CoordinatorTuning { WeightsWait = TimeSpan.FromMilliseconds(300) });
-        context.UseNormaliser(FeatureNormaliser.Fit(context.RawData.Train));
         var cache = Sys.ActorOf(Props.Create(() => new WeightsCache(context)));
+        var normaliser = FeatureNormaliser.Fit(context.RawData.Train);
+        cache.Tell(new NormaliserReady(context.ConfigHash, normaliser.Mean, normaliser.Std), TestActor);
+        ExpectMsg<SetupReady>(Patience);
         var entity = Sys.ActorOf(Props.Create(() => new WorkerEntity("worker-2", context, cache)));
         var coordinator = CreateTestProbe();
         coordinator.Send(entity, new ComputeSlices("worker-2", RunId, Step: 9, Version: 9, FirstSlice: 0, SliceCount: 1));

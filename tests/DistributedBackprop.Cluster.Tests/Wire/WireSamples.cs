@@ -45,6 +45,8 @@ internal static class WireSamples
         if (type == typeof(long)) return rng.Next(4) == 0 ? (rng.Next(2) == 0 ? long.MinValue : long.MaxValue) : rng.NextInt64(long.MinValue, long.MaxValue);
         if (type == typeof(int)) return rng.Next(4) == 0 ? (rng.Next(2) == 0 ? int.MinValue : int.MaxValue) : rng.Next(int.MinValue, int.MaxValue);
         if (type == typeof(bool)) return rng.Next(2) == 0;
+        // Any value, named or not: a peer may send a number no member of the enum has.
+        if (type.IsEnum) return Enum.ToObject(type, rng.Next(int.MinValue, int.MaxValue));
         if (type == typeof(double)) return RandomDouble(rng);
         if (type == typeof(float[])) return Enumerable.Range(0, Length(rng)).Select(_ => RandomFloat(rng)).ToArray();
         if (type == typeof(double[])) return Enumerable.Range(0, Length(rng)).Select(_ => RandomDouble(rng)).ToArray();

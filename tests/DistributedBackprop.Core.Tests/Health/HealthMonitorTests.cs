@@ -166,7 +166,8 @@ public sealed class HealthMonitorTests
         Assert.NotNull(warning);
         Assert.Equal(HealthWarning.Exploding, warning.Type);
         Assert.StartsWith("exploding gradients at step 0", warning.Message);
-        Assert.Contains("--lr", warning.Fix);
+        Assert.Contains("a lower learning rate", warning.Fix);
+        Assert.Equal(["LearningRate", "BatchNorm", "Clip"], warning.Options);
         Assert.Equal($"{warning.Message} Fix: {warning.Fix}", warning.Text);
         Assert.Equal([warning.Text], state.Health.Warnings);
     }
@@ -230,6 +231,6 @@ public sealed class HealthMonitorTests
         {
         }
 
-        public void OnWarning(string warning) => Warnings.Add(warning);
+        public void OnWarning(HealthWarning warning) => Warnings.Add(warning.Text);
     }
 }

@@ -124,7 +124,7 @@ public sealed class LayerForwardTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new Dropout(4, rate));
         var spec = new NetworkSpec([4, 3, 2], "relu", "mse", rate, BatchNorm: false);
         var e = Assert.Throws<DistbpInputException>(() => spec.BuildLayers());
-        Assert.Contains("--dropout", e.Message);
+        Assert.Equal("Dropout", e.Option);
     }
 
     [Fact]

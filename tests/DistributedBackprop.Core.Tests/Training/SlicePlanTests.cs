@@ -65,14 +65,14 @@ public sealed class SlicePlanTests
     public void Batch_not_divisible_by_slices_is_rejected(int samples, int batch, int slices)
     {
         var e = Assert.Throws<DistbpInputException>(() => new SlicePlan(1, samples, batch, slices));
-        Assert.Contains("--slices", e.Message);
+        Assert.Equal("Slices", e.Option);
     }
 
     [Fact]
     public void Batch_larger_than_the_data_is_rejected()
     {
         var e = Assert.Throws<DistbpInputException>(() => new SlicePlan(1, 100, 128, 8));
-        Assert.Contains("--batch", e.Message);
+        Assert.Equal("Batch", e.Option);
         Assert.Contains("100", e.Message);
     }
 

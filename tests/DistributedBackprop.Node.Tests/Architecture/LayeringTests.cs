@@ -1,4 +1,8 @@
 using System.Reflection;
+using System.Reflection.Metadata;
+using System.Reflection.Metadata.Ecma335;
+using System.Reflection.PortableExecutable;
+using System.Text.RegularExpressions;
 using Xunit;
 
 namespace DistributedBackprop.Node.Tests.Architecture;
@@ -6,7 +10,7 @@ namespace DistributedBackprop.Node.Tests.Architecture;
 /// <summary>
 /// What may depend on what (docs/ARCHITECTURE.md): Core is pure — no Akka, no Cluster, no Node — so every distributed
 /// result has a single-process oracle; Cluster never reaches up into the command line; the message contracts know
-/// nothing of how they travel.
+/// nothing of how they travel; only the command line words errors with flags and picks exit codes.
 /// </summary>
 public sealed class LayeringTests
 {
@@ -104,5 +108,43 @@ public sealed class LayeringTests
     {
         Assert.DoesNotContain("distbp", References(Cluster));
         Assert.Contains("DistributedBackprop.Core", References(Cluster)); // the rule reads the real references
+    }
+
+    /// <summary>A flag (<c>--lr</c>) or a command line (<c>distbp simulate</c>) in a string literal.</summary>
+    private static readonly Regex CommandLineText = new(@"(?<![\w-])--[a-z][a-z-]*|\bdistbp (train|simulate|node|eval|predict|export|report|probe)\b");
+
+    [Fact]
+    public void Core_and_cluster_carry_no_command_line_text()
+    {
+        var found = new[] { Core, Cluster }
+            .SelectMany(assembly => StringLiterals(assembly).Where(text => CommandLineText.IsMatch(text))
+                .Select(text => $"{assembly.GetName().Name}: \"{text}\""))
+            .ToList();
+        Assert.True(found.Count == 0, string.Join("\n", found));
+        // The rule reads the real literals: the command line's own assembly has flags in them.
+        Assert.Contains(StringLiterals(typeof(Node.Cli.TrainingOptionsBinder).Assembly), text => CommandLineText.IsMatch(text));
+    }
+
+    [Fact]
+    public void Only_the_command_line_has_exit_codes()
+    {
+        var found = new[] { Core, Cluster }.SelectMany(a => a.GetTypes())
+            .SelectMany(t => t.GetMembers(BindingFlags.Public | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly)
+                .Where(m => m.Name.Contains("ExitCode", StringComparison.Ordinal)).Select(m => $"{t.FullName}.{m.Name}"))
+            .ToList();
+        Assert.True(found.Count == 0, string.Join(", ", found));
+    }
+
+    /// <summary>Every string literal compiled into an assembly (its user-string heap).</summary>
+    private static List<string> StringLiterals(Assembly assembly)
+    {
+        using var pe = new PEReader(File.OpenRead(assembly.Location));
+        var metadata = pe.GetMetadataReader();
+        var literals = new List<string>();
+        for (var handle = MetadataTokens.UserStringHandle(1); !handle.IsNil; handle = metadata.GetNextHandle(handle))
+        {
+            literals.Add(metadata.GetUserString(handle));
+        }
+        return literals;
     }
 }

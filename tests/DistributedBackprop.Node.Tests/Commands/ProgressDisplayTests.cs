@@ -1,3 +1,4 @@
+using DistributedBackprop.Core.Health;
 using DistributedBackprop.Core.Training;
 using DistributedBackprop.Node.Commands;
 using Xunit;
@@ -46,8 +47,10 @@ public sealed class ProgressDisplayTests
         var errors = new StringWriter();
         var display = new ProgressDisplay(1, output, errors, interactive: true);
         display.OnStep(Step, 0, 0, 5, 1000);
-        display.OnWarning("dead ReLU units in epoch 1");
-        Assert.Equal("warning: dead ReLU units in epoch 1" + Environment.NewLine, errors.ToString());
+        display.OnWarning(new HealthWarning(HealthWarning.DeadRelu, "dead ReLU units in epoch 1.",
+            "a lower learning rate, or the leaky-relu activation.", ["LearningRate", "Activation"]));
+        Assert.Equal("warning: dead ReLU units in epoch 1. Fix: a lower learning rate, or the leaky-relu activation. (--lr, --activation)"
+                     + Environment.NewLine, errors.ToString());
         Assert.EndsWith(Environment.NewLine, output.ToString());
     }
 }

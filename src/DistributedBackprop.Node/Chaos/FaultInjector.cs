@@ -1,7 +1,7 @@
 using DistributedBackprop.Cluster.Workers;
 using DistributedBackprop.Core.Training;
 
-namespace DistributedBackprop.Cluster.Chaos;
+namespace DistributedBackprop.Node.Chaos;
 
 /// <summary>Faults a node injects into its own work when told to (distbp simulate --chaos, the fault tests).</summary>
 public sealed record FaultInjection
