@@ -1,88 +1,26 @@
-using DistributedBackprop.Core.Data;
 using DistributedBackprop.Core.Training;
 
 namespace DistributedBackprop.Cluster;
 
-/// <summary>Where the coordinator writes its outputs, when it runs on this node.</summary>
-public sealed record JobOutputs(string? ModelPath, string? SummaryPath, int MinNodes, int Nodes)
-{
-    /// <summary>The run folder (config.json, metrics.jsonl, events.jsonl, summary.json, model.distbp); null: none.</summary>
-    public string? RunDir { get; init; }
-
-    /// <summary>The command that started the job (train, simulate or node), for the run folder's config.json.</summary>
-    public string Command { get; init; } = "node";
-}
-
 /// <summary>
-/// The coordinator's patience, and its workers'. Defaults suit training; tests shorten them.
+/// This node's part in a job: the job's <see cref="JobSpec"/>, and the services the node's actors share — the result
+/// buffers' pool, the progress observer the host implements, and the job's end. Nothing in it is job state that an
+/// actor writes: the setup (the data normalised with the coordinator's normaliser) comes by message from the node's
+/// weights cache, and the outcome is reported once (<see cref="Ended"/>) for the host to word.
 /// </summary>
-public sealed record CoordinatorTuning
-{
-    /// <summary>Re-send missing work (statistics, evaluation chunks) after this long without it.</summary>
-    public TimeSpan ResendAfter { get; init; } = TimeSpan.FromSeconds(2);
-    /// <summary>A step slower than this factor × the median step time gets speculative copies.</summary>
-    public double StragglerFactor { get; init; } = 3;
-    /// <summary>…but never sooner than this after the step started.</summary>
-    public TimeSpan MinStragglerDelay { get; init; } = TimeSpan.FromSeconds(1);
-    /// <summary>With no progress for this long (too few workers), checkpoint and exit 1 with the resume command.</summary>
-    public TimeSpan WorkerWait { get; init; } = TimeSpan.FromSeconds(60);
-    /// <summary>
-    /// A worker's job waits this long for its weights, then fails. The cache pulls a missing version after a second; one
-    /// that has not come by now belonged to a coordinator that died publishing it, and waiting on would keep the job in
-    /// front of everything a new coordinator sends.
-    /// </summary>
-    public TimeSpan WeightsWait { get; init; } = TimeSpan.FromSeconds(10);
-}
-
-/// <summary>
-/// What every actor on one node shares: the training options, this node's copy of the data (data locality — samples
-/// never travel), the result buffers' pool and the job's outcome. The setup (the data normalised with the coordinator's
-/// normaliser) is not here: the node's weights cache builds it and hands it out with the weights.
-/// </summary>
-public sealed class NodeContext
+public sealed class NodeContext(JobSpec spec, ITrainingObserver? progress = null)
 {
     private readonly object _gate = new();
-
-    public NodeContext(TrainingOptions options, DataSplit rawData, JobOutputs outputs, int localWorkers,
-        ITrainingObserver? observer = null)
-    {
-        Options = options;
-        RawData = rawData;
-        Outputs = outputs;
-        Observer = observer;
-        ConfigHash = options.ConfigHash();
-        // Workers on one node share its cores; their slices never depend on it.
-        ThreadsPerWorker = Math.Max(1, options.Threads / Math.Max(1, localWorkers));
-        _largestMessageBytes = new Lazy<int>(() => LargestMessageOf(options));
-    }
-
-    public TrainingOptions Options { get; }
-    public DataSplit RawData { get; }
-    public JobOutputs Outputs { get; }
-    public ITrainingObserver? Observer { get; }
-    public CoordinatorTuning Tuning { get; init; } = new();
-    /// <summary>Sees the workers' sums before they are sent (chaos testing); none in production.</summary>
-    public Workers.IComputedSlicesHook? ComputedSlicesHook { get; init; }
-    public string ConfigHash { get; }
-    public int ThreadsPerWorker { get; }
-    public TaskCompletionSource<JobOutcome> Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
+    private readonly TaskCompletionSource<JobOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private BufferPool? _pool;
 
-    /// <summary>
-    /// The most bytes one message of this job may take on the wire: its largest tensor (a result vector, a weights
-    /// version, or the data statistics) with room for the framing. Frames and chunked transfers past it are refused.
-    /// </summary>
-    public int LargestMessageBytes => _largestMessageBytes.Value;
+    public JobSpec Spec { get; } = spec;
 
-    private readonly Lazy<int> _largestMessageBytes;
+    /// <summary>Where the coordinator, when it runs on this node, reports each step, epoch and health warning.</summary>
+    public ITrainingObserver? Progress { get; } = progress;
 
-    private static int LargestMessageOf(TrainingOptions options)
-    {
-        var network = new Core.Model.Network(TrainingSetup.SpecOf(options));
-        return Transport.DataFrames.FrameLimitFor(Math.Max(Math.Max(network.ResultLength,
-            (long)network.ParameterCount + network.BufferCount), 4L * network.InputSize));
-    }
+    /// <summary>Sees the workers' sums before they are sent (chaos testing); none in production.</summary>
+    public Workers.IComputedSlicesHook? ComputedSlicesHook { get; init; }
 
     /// <summary>Result buffers shared by the workers and the coordinator of this process (no per-step allocation).</summary>
     public BufferPool Pool
@@ -91,9 +29,19 @@ public sealed class NodeContext
         {
             lock (_gate)
             {
-                return _pool ??= BufferPool.ForSlices(
-                    new Core.Model.Network(TrainingSetup.SpecOf(Options)).ResultLength, Options.Slices);
+                return _pool ??= BufferPool.ForSlices(Spec.ResultLength, Spec.Options.Slices);
             }
         }
     }
+
+    /// <summary>How the job ended on this node, once it has (the host awaits it).</summary>
+    public Task<JobOutcome> Outcome => _outcome.Task;
+
+    public bool HasEnded => _outcome.Task.IsCompleted;
+
+    /// <summary>Reports how the job ended; the first report wins (a later one — say, the node stopping after it — is ignored).</summary>
+    public void Ended(JobOutcome outcome) => _outcome.TrySetResult(outcome);
+
+    /// <summary>The host stopped waiting (interrupted): the outcome is cancelled.</summary>
+    public void Abandon(CancellationToken cancel) => _outcome.TrySetCanceled(cancel);
 }

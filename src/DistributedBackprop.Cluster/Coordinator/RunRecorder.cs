@@ -34,16 +34,15 @@ public sealed class RunRecorder : IDisposable
     /// Opens the run folder (creating it and its config.json if this job is the first to use it; a coordinator that
     /// moved, or a resumed run, appends). Throws IOException or UnauthorizedAccessException when it cannot be written.
     /// </summary>
-    public static RunRecorder Open(NodeContext context)
+    public static RunRecorder Open(JobSpec spec)
     {
-        if (context.Outputs.RunDir is not { } dir)
+        if (spec.Outputs.RunDir is not { } dir)
         {
             return None;
         }
         var files = new RunFiles(dir);
         var now = DateTime.UtcNow;
-        files.TryCreateConfig(RunFiles.Describe(context.Options, context.Outputs.Command, context.Options.Workers,
-            context.Outputs.Nodes, now));
+        files.TryCreateConfig(RunFiles.Describe(spec.Options, spec.Outputs.Command, spec.Options.Workers, spec.Outputs.Nodes, now));
         return new RunRecorder(RunLog.Open(files, files.StartedUtc() ?? now));
     }
 

@@ -40,6 +40,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private static readonly TimeSpan FingerprintKeep = TimeSpan.FromSeconds(30);
 
     private readonly NodeContext _context;
+
+    private readonly JobSpec _spec;
     private readonly IActorRef _workers;
     private readonly IActorRef _localCache;
     private readonly TensorTransport _transport;
@@ -74,15 +76,16 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     public TrainingCoordinator(NodeContext context, IActorRef workers, IActorRef localCache)
     {
         _context = context;
+        _spec = context.Spec;
         _workers = workers;
         _localCache = localCache;
         _transport = TensorTransport.For(Context.System);
         _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System),
-            maxTransferBytes: context.LargestMessageBytes);
-        _runId = context.ConfigHash;
-        _workerIds = Enumerable.Range(0, context.Options.Workers).Select(Hosting.WorkerMessageExtractor.WorkerId).ToArray();
+            maxTransferBytes: context.Spec.LargestMessageBytes);
+        _runId = context.Spec.ConfigHash;
+        _workerIds = Enumerable.Range(0, context.Spec.Options.Workers).Select(Hosting.WorkerMessageExtractor.WorkerId).ToArray();
         _view = new ClusterView(_cluster.SelfAddress);
-        _work = new WorkAssignment(context.Options.Slices, _workerIds);
+        _work = new WorkAssignment(context.Spec.Options.Slices, _workerIds);
         _published = new PublishedWeights(_runId);
         Become(WaitingForMembers);
     }
@@ -101,7 +104,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
-        if (_context.Finished.Task.IsCompleted)
+        if (_context.HasEnded)
         {
             // A singleton that moves here while the cluster is shutting down after the job must not start it again.
             Become(() => ReceiveAny(_ => { }));
@@ -109,13 +112,13 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         }
         try
         {
-            _run = RunRecorder.Open(_context);
+            _run = RunRecorder.Open(_spec);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            var message = $"cannot write the run folder '{_context.Outputs.RunDir}' ({e.Message})";
+            var message = $"cannot write the run folder '{_spec.Outputs.RunDir}' ({e.Message})";
             _log.Error(message);
-            _context.Finished.TrySetResult(new JobOutcome(JobStatus.Refused, message) { About = RefusedInput.RunFolder });
+            _context.Ended(new JobOutcome(JobStatus.Refused, message) { About = RefusedInput.RunFolder });
             Become(() => ReceiveAny(_ => { }));
             return;
         }
@@ -260,11 +263,11 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             return;
         }
         var address = Senders.NodeOf(Sender, Context.System);
-        var verdict = _view.Register(address, node.ConfigHash, _runId, _context.ConfigHash, out var newlyAccepted);
+        var verdict = _view.Register(address, node.ConfigHash, _runId, _spec.ConfigHash, out var newlyAccepted);
         if (!verdict.Accepted)
         {
             _log.Warning("refused node {0}: its configuration hash {1} differs from the coordinator's {2}",
-                address, node.ConfigHash, _context.ConfigHash);
+                address, node.ConfigHash, _spec.ConfigHash);
         }
         Sender.Tell(verdict);
         if (newlyAccepted)
@@ -293,13 +296,13 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     private void WaitingForMembers()
     {
-        _resuming = _context.Options.CheckpointDir is { } dir && new CheckpointStore(dir).List().Any();
+        _resuming = _spec.Options.CheckpointDir is { } dir && new CheckpointStore(dir).List().Any();
         Common();
         // A refused node (other options) is a member with a cache, but must not start the job. A run that resumes (a
         // checkpoint exists: the singleton moved) goes on with the nodes it has.
         _onMembersChanged = () =>
         {
-            if (_view.AcceptedCaches >= (_resuming ? 1 : _context.Outputs.MinNodes))
+            if (_view.AcceptedCaches >= (_resuming ? 1 : _spec.Outputs.MinNodes))
             {
                 _workers.Tell(GetCurrentRegions.Instance, Self);
             }
@@ -307,7 +310,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         // Start only when every node's shard region is known, so the workers spread over all the nodes.
         Receive<CurrentRegions>(regions =>
         {
-            if (regions.Regions.Count >= _context.Outputs.MinNodes)
+            if (regions.Regions.Count >= _spec.Outputs.MinNodes)
             {
                 StartWorkers();
             }
@@ -361,7 +364,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private void StartStatistics()
     {
         _log.Info("run {0}: {1} members, {2} workers", _runId, _view.Members.Count, _workerIds.Length);
-        var train = _context.RawData.Train;
+        var train = _spec.RawData.Train;
         var chunkRows = FeatureStatistics.DefaultChunkRows;
         var partials = new ChunkResults<FeatureStatistics>((train.Count + chunkRows - 1) / chunkRows);
         void Send(List<int> missing)
@@ -423,7 +426,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     {
         _setup = setup;
         _state = RestoreOrStart(_setup);
-        _progress = new RunProgress(_setup, _run, _faults, _context.Observer);
+        _progress = new RunProgress(_setup, _run, _faults, _context.Progress);
         _round = new StepRound(_runId, _setup, _work, _verifier, _faults, _context.Pool, _log);
         _run.Info("run-started", $"training steps {_state.Step}..{_setup.TotalSteps - 1}: {_workerIds.Length} workers, "
                                  + $"nodes {_view.Members.Count}, coordinator on {_cluster.SelfAddress}", _state.Step);
@@ -461,7 +464,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         SendAll(_round!.Begin(step, _published.Current!.Version, DateTime.UtcNow, _view.PlacementOf));
         _onWorkerLost = worker => SendAll(_round.WorkerLost(worker));
         StartWaiting(() => SendAll(_round.Speculate(DateTime.UtcNow)), () => $"step {step}",
-            _progress.Timings.StragglerDelay(_context.Tuning));
+            _progress.Timings.StragglerDelay(_spec.Tuning));
         Become(() =>
         {
             Receive<SliceResult>(OnSliceResult);
@@ -578,7 +581,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private void StartWaiting(Action nudge, Func<string> what, TimeSpan? firstNudge = null)
     {
         var phase = _wait.Start(nudge, what, DateTime.UtcNow);
-        Timers.StartSingleTimer("tick", new Tick(phase), firstNudge ?? _context.Tuning.ResendAfter);
+        Timers.StartSingleTimer("tick", new Tick(phase), firstNudge ?? _spec.Tuning.ResendAfter);
     }
 
     private void StopWaiting()
@@ -589,21 +592,21 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     private void OnTick(Tick tick)
     {
-        switch (_wait.OnTick(tick.Phase, DateTime.UtcNow, _context.Tuning.WorkerWait))
+        switch (_wait.OnTick(tick.Phase, DateTime.UtcNow, _spec.Tuning.WorkerWait))
         {
             case PhaseWait.Verdict.GiveUp:
                 GiveUp(_wait.Waiting);
                 break;
             case PhaseWait.Verdict.Nudge:
                 _wait.Nudge();
-                Timers.StartSingleTimer("tick", tick, _context.Tuning.ResendAfter);
+                Timers.StartSingleTimer("tick", tick, _spec.Tuning.ResendAfter);
                 break;
         }
     }
 
     private void GiveUp(string what)
     {
-        var message = $"no progress on {what} for {_context.Tuning.WorkerWait.TotalSeconds:F0} s with {_work.Alive.Count} of {_workerIds.Length} workers alive";
+        var message = $"no progress on {what} for {_spec.Tuning.WorkerWait.TotalSeconds:F0} s with {_work.Alive.Count} of {_workerIds.Length} workers alive";
         string? resumeFrom = null;
         if (_setup?.Options.CheckpointDir is { } dir && _state is not null)
         {
@@ -625,7 +628,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var summary = _progress.Summary(result, _view, _work, _workerIds.Length, _resumedFrom);
         try
         {
-            RunOutputs.Write(setup, state, TrainingSummary.ToJson(summary), _run.Files, _context.Outputs);
+            RunOutputs.Write(setup, state, TrainingSummary.ToJson(summary), _run.Files, _spec.Outputs);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -635,7 +638,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _run.Info("run-finished", $"training finished at step {state.Step}: test accuracy {_progress.Test.Accuracy:P2}, "
                                   + $"weights_sha256 {result.WeightsSha256}", state.Step);
         CloseRun();
-        _context.Finished.TrySetResult(new JobOutcome(JobStatus.Finished, "done", summary, result));
+        _context.Ended(new JobOutcome(JobStatus.Finished, "done", summary, result));
         var finished = new JobFinished(_runId, JobStatus.Finished, "training finished", "");
         Broadcast(finished);
         if (_cluster.State.Unreachable.Count > 0)
@@ -671,7 +674,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _run.Info("run-failed", message, Step);
         CloseRun();
         StopWaiting();
-        _context.Finished.TrySetResult(new JobOutcome(JobStatus.Failed, message) { ResumeFrom = resumeFrom });
+        _context.Ended(new JobOutcome(JobStatus.Failed, message) { ResumeFrom = resumeFrom });
         Broadcast(new JobFinished(_runId, JobStatus.Failed, message, resumeFrom ?? ""));
         EndOfJob.DownUnreachableNodes(_cluster, _log);
         Become(() => ReceiveAny(_ => { }));

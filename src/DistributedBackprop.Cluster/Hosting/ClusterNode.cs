@@ -127,7 +127,7 @@ public sealed class ClusterNode : IAsyncDisposable
     public NodeContext Context { get; }
     public ActorSystem System { get; }
     public Address Address => Akka.Cluster.Cluster.Get(System).SelfAddress;
-    public Task<JobOutcome> Finished => Context.Finished.Task;
+    public Task<JobOutcome> Finished => Context.Outcome;
 
     /// <param name="configureHost">adds to the node's host (the node command's health and metrics endpoints).</param>
     public static async Task<ClusterNode> StartAsync(ClusterNodeSettings settings, NodeContext context,
@@ -147,7 +147,7 @@ public sealed class ClusterNode : IAsyncDisposable
         var node = new ClusterNode(host, context);
         // Downed by the Split Brain Resolver (or stopped otherwise): the node's part in the job is over; say so rather
         // than wait for a coordinator it can no longer reach.
-        _ = node.System.WhenTerminated.ContinueWith(_ => context.Finished.TrySetResult(new JobOutcome(JobStatus.Failed,
+        _ = node.System.WhenTerminated.ContinueWith(_ => context.Ended(new JobOutcome(JobStatus.Failed,
             "this node's actor system stopped: it was removed from the cluster (downed) or shut down")), TaskScheduler.Default);
         if (settings.Discovery != Discovery.Seeds)
         {
@@ -256,7 +256,7 @@ public sealed class ClusterNode : IAsyncDisposable
                         Port = settings.DataPort,
                         Secret = settings.ClusterSecret,
                         Certificate = certificate,
-                        MaxFrameBytes = context.LargestMessageBytes,
+                        MaxFrameBytes = context.Spec.LargestMessageBytes,
                     });
                     if (settings.ClusterSecret is null)
                     {
@@ -265,7 +265,7 @@ public sealed class ClusterNode : IAsyncDisposable
                     }
                     system.ActorOf(Props.Create(() => new DataEndpointExchange(channel)), DataEndpointExchange.Name);
                 }
-                var cache = system.ActorOf(Props.Create(() => new WeightsCache(context)), "weights-cache");
+                var cache = system.ActorOf(Props.Create(() => new WeightsCache(context.Spec)), "weights-cache");
                 registry.Register<WeightsCacheActor>(cache);
             })
             .WithShardRegion<WorkerRegion>("worker",

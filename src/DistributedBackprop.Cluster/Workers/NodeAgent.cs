@@ -13,6 +13,7 @@ public sealed class NodeAgent : ReceiveActor, IWithTimers
 {
     private static readonly TimeSpan RegisterEvery = TimeSpan.FromMilliseconds(500);
     private readonly NodeContext _context;
+    private readonly JobSpec _spec;
     private readonly IActorRef _coordinator;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
@@ -20,10 +21,11 @@ public sealed class NodeAgent : ReceiveActor, IWithTimers
     public NodeAgent(NodeContext context, IActorRef coordinatorProxy)
     {
         _context = context;
+        _spec = context.Spec;
         _coordinator = coordinatorProxy;
         // Registration repeats for the node's whole life: a new coordinator incarnation (the singleton moved) learns
         // the nodes again this way.
-        Receive<Register>(_ => _coordinator.Tell(new RegisterNode(_cluster.SelfAddress.ToString(), _context.ConfigHash)));
+        Receive<Register>(_ => _coordinator.Tell(new RegisterNode(_cluster.SelfAddress.ToString(), _spec.ConfigHash)));
         Receive<NodeVerdict>(verdict =>
         {
             if (!FromCoordinator(verdict) || verdict.Accepted)
@@ -31,13 +33,13 @@ public sealed class NodeAgent : ReceiveActor, IWithTimers
                 return;
             }
             _log.Error("refused by the coordinator: {0}", verdict.Reason);
-            _context.Finished.TrySetResult(new JobOutcome(JobStatus.Refused, verdict.Reason) { About = RefusedInput.TrainingOptions });
+            _context.Ended(new JobOutcome(JobStatus.Refused, verdict.Reason) { About = RefusedInput.TrainingOptions });
         });
         Receive<JobFinished>(finished =>
         {
-            if (FromCoordinator(finished) && finished.RunId == _context.ConfigHash)
+            if (FromCoordinator(finished) && finished.RunId == _spec.ConfigHash)
             {
-                _context.Finished.TrySetResult(new JobOutcome(finished.Status, finished.Message) { ResumeFrom = finished.ResumeFrom is "" ? null : finished.ResumeFrom });
+                _context.Ended(new JobOutcome(finished.Status, finished.Message) { ResumeFrom = finished.ResumeFrom is "" ? null : finished.ResumeFrom });
             }
         });
     }

@@ -19,7 +19,7 @@ namespace DistributedBackprop.Cluster.Workers;
 public sealed class WeightsCache : ReceiveActor, IWithTimers
 {
     private const int Keep = WeightsRetention.CachedVersions;
-    private readonly NodeContext _context;
+    private readonly JobSpec _spec;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SortedDictionary<long, ModelWeights> _versions = [];
     private readonly Dictionary<long, List<IActorRef>> _waiting = [];
@@ -28,11 +28,11 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
     private string? _runId;
     private TrainingSetup? _setup;
 
-    public WeightsCache(NodeContext context)
+    public WeightsCache(JobSpec spec)
     {
-        _context = context;
+        _spec = spec;
         _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System),
-            maxTransferBytes: context.LargestMessageBytes);
+            maxTransferBytes: spec.LargestMessageBytes);
         // Weights, the normaliser and their chunks are believed only from this process or the coordinator (Senders).
         Receive<TensorChunk>(chunk =>
         {
@@ -53,7 +53,7 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
             // again: the setup is built once (normalising the data is the expensive part).
             if (_setup is null || !SameNormaliser(_setup.Normaliser, ready))
             {
-                _setup = TrainingSetup.Create(_context.Options, _context.RawData, new FeatureNormaliser(ready.Mean, ready.Std));
+                _setup = TrainingSetup.Create(_spec.Options, _spec.RawData, new FeatureNormaliser(ready.Mean, ready.Std));
             }
             if (TensorTransport.IsLocal(Sender))
             {

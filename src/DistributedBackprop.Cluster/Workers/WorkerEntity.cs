@@ -22,6 +22,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
 
     private readonly string _workerId;
     private readonly NodeContext _context;
+    private readonly JobSpec _spec;
     private readonly IActorRef _cache;
     private readonly TensorTransport _transport;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -32,6 +33,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
     {
         _workerId = workerId;
         _context = context;
+        _spec = context.Spec;
         _cache = cache;
         _transport = TensorTransport.For(Context.System);
         Become(Idle);
@@ -53,8 +55,8 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         _lane.Run(() =>
         {
             // The runner (a network of the options' shape, equivalent to the setup's) is kept for the steps.
-            _runner = StepWarmUp.Runner(context.Options, context.ThreadsPerWorker, context.Pool);
-            StepWarmUp.Run(context.Options, context.RawData.Train, _runner);
+            _runner = StepWarmUp.Runner(context.Spec.Options, context.Spec.ThreadsPerWorker, context.Pool);
+            StepWarmUp.Run(context.Spec.Options, context.Spec.RawData.Train, _runner);
             return 0;
         }).ContinueWith(t => log.Warning("worker {0}: the warm-up step failed (the first step compiles instead): {1}", workerId,
             t.Exception!.GetBaseException().Message), TaskContinuationOptions.OnlyOnFaulted);
@@ -92,7 +94,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         Receive<ComputeSlices>(job =>
         {
             if (FromCoordinator(job) && IsThisRun(job.RunId, job.Step) && InRange(job, job.FirstSlice, job.SliceCount,
-                    _context.Options.Slices, "slices") && InRange(job, job.Step, 1, TotalSteps, "steps"))
+                    _spec.Options.Slices, "slices") && InRange(job, job.Step, 1, TotalSteps, "steps"))
             {
                 WithWeights(job.RunId, job.Version, Sender, (weights, setup) => ComputeSlices(job, weights, setup));
             }
@@ -100,7 +102,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         Receive<EvaluateChunks>(job =>
         {
             if (FromCoordinator(job) && IsThisRun(job.RunId, job.Version)
-                && InRange(job, job.FirstChunk, job.ChunkCount, Evaluator.ChunkCount(_context.RawData.Test.Count), "evaluation chunks"))
+                && InRange(job, job.FirstChunk, job.ChunkCount, Evaluator.ChunkCount(_spec.RawData.Test.Count), "evaluation chunks"))
             {
                 WithWeights(job.RunId, job.Version, Sender, (weights, setup) => Evaluate(job, weights, setup));
             }
@@ -110,7 +112,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             if (FromCoordinator(job) && IsThisRun(job.RunId, -1)
                 && InBounds(job, job.ChunkRows, 1, FeatureStatistics.DefaultChunkRows, "rows per chunk")
                 && InRange(job, job.FirstChunk, job.ChunkCount,
-                    (_context.RawData.Train.Count + job.ChunkRows - 1) / job.ChunkRows, "statistics chunks"))
+                    (_spec.RawData.Train.Count + job.ChunkRows - 1) / job.ChunkRows, "statistics chunks"))
             {
                 Start(Sender, job.RunId, -1, () => Statistics(job));
             }
@@ -123,7 +125,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
     /// </summary>
     private bool IsThisRun(string runId, long step)
     {
-        if (runId == _context.ConfigHash)
+        if (runId == _spec.ConfigHash)
         {
             return true;
         }
@@ -137,7 +139,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         Func<Core.Model.ModelWeights, TrainingSetup, IReadOnlyList<IWireMessage>> work)
     {
         _cache.Tell(new GetWeights(runId, version));
-        Timers.StartSingleTimer("weights", new WeightsDidNotArrive(version), _context.Tuning.WeightsWait);
+        Timers.StartSingleTimer("weights", new WeightsDidNotArrive(version), _spec.Tuning.WeightsWait);
         void GiveUp(string reason)
         {
             Timers.Cancel("weights");
@@ -154,7 +156,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             });
             Receive<WeightsGone>(g => g.Version == version, _ => GiveUp($"weights version {version} is gone"));
             Receive<WeightsDidNotArrive>(late => late.Version == version,
-                _ => GiveUp($"weights version {version} did not reach this node in {_context.Tuning.WeightsWait.TotalSeconds:F0} s"));
+                _ => GiveUp($"weights version {version} did not reach this node in {_spec.Tuning.WeightsWait.TotalSeconds:F0} s"));
             // Only a coordinator that starts (a new incarnation after the old one died) or re-homes workers sends this:
             // the job waiting here is the old incarnation's, and its weights may never come. Answer the new one now.
             Receive<StartWorker>(_ =>
@@ -190,7 +192,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
                 {
                     // Re-assigning the slices would only fail again on some node, for ever: this process ends the job
                     // on its side (exit 1), as a pod that hits its memory limit would.
-                    _context.Finished.TrySetResult(new JobOutcome(JobStatus.Failed,
+                    _context.Ended(new JobOutcome(JobStatus.Failed,
                         $"worker {_workerId} ran out of memory at step {failed.Step} ({GC.GetGCMemoryInfo().TotalAvailableMemoryBytes:N0} bytes available); use narrower layers or give the process more memory"));
                 }
                 failed.ReplyTo.Tell(new WorkFailed(failed.RunId, failed.Step, _workerId, failed.Error.Message));
@@ -206,7 +208,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         Stash.UnstashAll();
     }
 
-    private long TotalSteps => (long)(_context.RawData.Train.Count / _context.Options.Batch) * _context.Options.Epochs;
+    private long TotalSteps => (long)(_spec.RawData.Train.Count / _spec.Options.Batch) * _spec.Options.Epochs;
 
     private bool FromCoordinator(object job) => Senders.FromCoordinator(Sender, Context.System, _log, job);
 
@@ -238,7 +240,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
     private IReadOnlyList<IWireMessage> ComputeSlices(ComputeSlices job, Core.Model.ModelWeights weights, TrainingSetup setup)
     {
         var clock = Stopwatch.StartNew();
-        _runner ??= new SliceRunner(setup.Network, setup.Plan.SliceSize, setup.Options.Slices, _context.ThreadsPerWorker,
+        _runner ??= new SliceRunner(setup.Network, setup.Plan.SliceSize, setup.Options.Slices, _spec.ThreadsPerWorker,
             _context.Pool);
         var (epoch, stepInEpoch) = setup.Plan.Locate(job.Step);
         var batch = setup.Plan.Permutation(epoch).AsMemory(stepInEpoch * setup.Options.Batch, setup.Options.Batch);
@@ -266,7 +268,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
 
     private IReadOnlyList<IWireMessage> Statistics(ComputeStatistics job)
     {
-        var train = _context.RawData.Train;
+        var train = _spec.RawData.Train;
         var replies = new List<IWireMessage>();
         for (var c = job.FirstChunk; c < job.FirstChunk + job.ChunkCount; c++)
         {

@@ -132,8 +132,7 @@ public static class NodeCommand
         var faults = args.Flag(ControlStdinOption)
             ? new Chaos.FaultInjector { Report = line => Console.Error.WriteLine(line) }
             : null;
-        var context = new NodeContext(options, raw, outputs,
-            localWorkers: 1, Chaos.StepReporter.Wrap(new ProgressDisplay(options.Epochs, Console.Out, Console.Error, interactive: false),
+        var context = new NodeContext(new JobSpec(options, raw, outputs, localWorkers: 1), Chaos.StepReporter.Wrap(new ProgressDisplay(options.Epochs, Console.Out, Console.Error, interactive: false),
                 args.Flag(ReportStepsOption)))
         {
             ComputedSlicesHook = faults,
@@ -269,7 +268,7 @@ public static class NodeCommand
         {
             Chaos.ChaosControl.Listen(faults, Console.In, duration => _ = node.PartitionAsync(duration));
         }
-        Console.WriteLine($"node {node.Address} started (config {context.ConfigHash})");
+        Console.WriteLine($"node {node.Address} started (config {context.Spec.ConfigHash})");
         // SIGTERM and Ctrl-C cancel the token (Program.cs); leaving the cluster happens as the node is disposed.
         return await AwaitJob(node, settings, context, joinTimeout, cancel);
     }
@@ -285,7 +284,7 @@ public static class NodeCommand
                     ? $"--seeds: could not join the cluster through {string.Join(", ", settings.Seeds)} within {joinTimeout.TotalSeconds:F0} s; check that a seed is running and reachable."
                     : $"--discovery: cluster bootstrap ({settings.Discovery}) found no cluster within {joinTimeout.TotalSeconds:F0} s; check that {settings.RequiredContactPoints} contact points are up and their management port {settings.ManagementPort} is reachable.");
         }
-        using var registration = cancel.Register(() => context.Finished.TrySetCanceled(cancel));
+        using var registration = cancel.Register(() => context.Abandon(cancel));
         var outcome = await node.Finished;
         // SIGTERM also stops the host (and so the actor system) directly; that is a requested stop, not a failure.
         cancel.ThrowIfCancellationRequested();

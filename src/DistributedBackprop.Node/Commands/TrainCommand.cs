@@ -15,7 +15,7 @@ public static class TrainCommand
     private static async Task<JobOutcome> RunInProcessCluster(NodeContext context, CancellationToken cancel)
     {
         await using var node = await ClusterNode.StartAsync(new ClusterNodeSettings(), context, cancel);
-        using var registration = cancel.Register(() => context.Finished.TrySetCanceled(cancel));
+        using var registration = cancel.Register(() => context.Abandon(cancel));
         return await node.Finished;
     }
 
@@ -54,7 +54,7 @@ public static class TrainCommand
                           + $"batch {options.Batch} in {options.Slices} slices, {options.Epochs} epochs, "
                           + $"{options.Workers} workers in one process; run folder {runDir}");
         var outputs = new JobOutputs(outPath, summaryPath, MinNodes: 1, Nodes: 1) { RunDir = runDir, Command = "train" };
-        var context = new NodeContext(options, raw, outputs, localWorkers: options.Workers, ProgressDisplay.ForConsole(options.Epochs));
+        var context = new NodeContext(new JobSpec(options, raw, outputs, localWorkers: options.Workers), ProgressDisplay.ForConsole(options.Epochs));
         dashboard?.Follow(runDir);
         var outcome = RunInProcessCluster(context, cancel).GetAwaiter().GetResult();
         if (outcome.Result is not { } result)

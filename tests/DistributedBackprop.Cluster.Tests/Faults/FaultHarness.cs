@@ -122,9 +122,9 @@ internal static class FaultHarness
 
     public static NodeContext Context(TrainingOptions options, StepGate observer, int minNodes, int nodes,
         FaultInjection? faults = null, TimeSpan? workerWait = null) =>
-        new(options, Data(), new JobOutputs(null, null, minNodes, nodes), localWorkers: 1, observer)
+        new(new JobSpec(options, Data(), new JobOutputs(null, null, minNodes, nodes), localWorkers: 1) { Tuning = Tuning(workerWait) },
+            observer)
         {
-            Tuning = Tuning(workerWait),
             ComputedSlicesHook = faults is null ? null : new FaultInjector(faults),
         };
 

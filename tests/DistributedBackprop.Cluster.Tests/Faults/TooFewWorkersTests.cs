@@ -32,7 +32,7 @@ public sealed class TooFewWorkersTests() : TestKit(SingleNodeCluster("too-few-wo
             var options = TinyOptions(workers: 2) with { CheckpointDir = dir, CheckpointEvery = 5 };
             var raw = Subset(128, 300);
             var workerWait = TimeSpan.FromSeconds(3);
-            var context = new NodeContext(options, raw, new JobOutputs(null, null, 1, 1), localWorkers: 1)
+            var context = new NodeContext(new JobSpec(options, raw, new JobOutputs(null, null, 1, 1), localWorkers: 1)
             {
                 Tuning = new CoordinatorTuning
                 {
@@ -40,15 +40,15 @@ public sealed class TooFewWorkersTests() : TestKit(SingleNodeCluster("too-few-wo
                     MinStragglerDelay = TimeSpan.FromMilliseconds(300),
                     WorkerWait = workerWait,
                 },
-            };
-            var runId = context.ConfigHash;
+            });
+            var runId = context.Spec.ConfigHash;
             var self = Akka.Cluster.Cluster.Get(Sys).SelfAddress;
             var region = CreateTestProbe("region");
             var cache = CreateTestProbe("cache");
             var localCache = Sys.ActorOf(Props.Create(() => new Protocol.ForwardTo(cache.Ref)), "weights-cache");
             var coordinator = Sys.ActorOf(Props.Create(() => new TrainingCoordinator(context, region.Ref, localCache)), "coordinator");
             // What the node agent does on every node: only nodes with matching options count towards --min-nodes.
-            coordinator.Tell(new RegisterNode(Akka.Cluster.Cluster.Get(Sys).SelfAddress.ToString(), context.ConfigHash), TestActor);
+            coordinator.Tell(new RegisterNode(Akka.Cluster.Cluster.Get(Sys).SelfAddress.ToString(), context.Spec.ConfigHash), TestActor);
             ExpectMsg<NodeVerdict>(v => v.Accepted, Patience);
 
             region.ExpectMsg<GetCurrentRegions>(Patience);
@@ -77,7 +77,7 @@ public sealed class TooFewWorkersTests() : TestKit(SingleNodeCluster("too-few-wo
             region.ExpectMsg<ComputeSlices>(Patience);
             var clock = Stopwatch.StartNew();
 
-            var outcome = await context.Finished.Task.WaitAsync(workerWait + Patience);
+            var outcome = await context.Outcome.WaitAsync(workerWait + Patience);
 
             Assert.Equal(JobStatus.Failed, outcome.Status);
             Assert.True(clock.Elapsed >= workerWait - TimeSpan.FromMilliseconds(500), $"gave up after {clock.Elapsed}");

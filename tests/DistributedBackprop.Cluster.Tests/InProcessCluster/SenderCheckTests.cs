@@ -66,7 +66,7 @@ public sealed class SenderCheckTests
             var a = nodes[0];
             var impostor = nodes[1].System.ActorOf(Props.Create(() =>
                 new Impostor(nodes[1].System.ActorSelection(new RootActorPath(a.Address) / "user" / "weights-cache"))), "impostor");
-            var runId = a.Context.ConfigHash;
+            var runId = a.Context.Spec.ConfigHash;
 
             impostor.Tell(new WeightsVersion(runId, 99, [1f, 2f], []));
             impostor.Tell(new NormaliserReady(runId, [0f], [1f]));

@@ -49,8 +49,8 @@ public sealed class ThreeNodeClusterTests
         {
             for (var i = 0; i < 3; i++)
             {
-                var context = new NodeContext(options, data(), new JobOutputs(null, null, MinNodes: 3, Nodes: 3),
-                    localWorkers: 1);
+                var context = new NodeContext(new JobSpec(options, data(), new JobOutputs(null, null, MinNodes: 3, Nodes: 3),
+                    localWorkers: 1));
                 var settings = new ClusterNodeSettings
                 {
                     Port = 0,

@@ -35,13 +35,13 @@ public sealed class CoordinatorProtocolTests : TestKit
     private Run StartRun(TrainingOptions options, DataSplit raw)
     {
         var context = Context(options, raw);
-        var runId = context.ConfigHash;
+        var runId = context.Spec.ConfigHash;
         var region = CreateTestProbe("region");
         var cache = CreateTestProbe("cache");
         var localCache = Sys.ActorOf(Props.Create(() => new ForwardTo(cache.Ref)), "weights-cache");
         var coordinator = Sys.ActorOf(Props.Create(() => new TrainingCoordinator(context, region.Ref, localCache)), "coordinator");
         // What the node agent does on every node: only nodes with matching options count towards --min-nodes.
-        coordinator.Tell(new RegisterNode(SelfAddress.ToString(), context.ConfigHash), TestActor);
+        coordinator.Tell(new RegisterNode(SelfAddress.ToString(), context.Spec.ConfigHash), TestActor);
         ExpectMsg<NodeVerdict>(v => v.Accepted, Patience);
 
         // Phase 1: once this node's cache is known, it asks for the regions and starts only when enough exist.
@@ -136,7 +136,7 @@ public sealed class CoordinatorProtocolTests : TestKit
         Assert.Equal(
             [("worker-0", 0, 2), ("worker-1", 2, 3), ("worker-2", 5, 3)],
             run.Step0.Select(j => (j.WorkerId, j.FirstSlice, j.SliceCount)).ToList());
-        Assert.False(run.Context.Finished.Task.IsCompleted);
+        Assert.False(run.Context.Outcome.IsCompleted);
     }
 
     [Fact]
@@ -146,7 +146,7 @@ public sealed class CoordinatorProtocolTests : TestKit
         var options = TinyOptions(workers: 3);
         var expectedSha = new LocalTrainer(TrainingSetup.Create(options, Subset(128, 300))).Run().WeightsSha256;
         var run = StartRun(options, Subset(128, 300));
-        var runId = run.Context.ConfigHash;
+        var runId = run.Context.Spec.ConfigHash;
         var setup = run.Setup;
         var slices = options.Slices;
         var rng = new Random(20261128);
@@ -216,7 +216,7 @@ public sealed class CoordinatorProtocolTests : TestKit
             }
         }
 
-        var outcome = await run.Context.Finished.Task.WaitAsync(Patience);
+        var outcome = await run.Context.Outcome.WaitAsync(Patience);
         Assert.Equal(JobStatus.Finished, outcome.Status);
         Assert.Equal(2, outcome.Result!.Steps);
         Assert.Equal(2, outcome.Result.StepsRun);

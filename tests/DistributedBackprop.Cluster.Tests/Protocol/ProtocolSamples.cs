@@ -38,7 +38,7 @@ internal static class ProtocolSamples
 
     public static NodeContext Context(TrainingOptions options, DataSplit raw, int minNodes = 1,
         CoordinatorTuning? tuning = null) =>
-        new(options, raw, new JobOutputs(null, null, minNodes, minNodes), localWorkers: 1) { Tuning = tuning ?? new() };
+        new(new JobSpec(options, raw, new JobOutputs(null, null, minNodes, minNodes), localWorkers: 1) { Tuning = tuning ?? new() });
 
     /// <summary>
     /// A one-node cluster system built like <see cref="Hosting.ClusterNode"/> (remoting on 127.0.0.1 port 0, clustering,

@@ -17,7 +17,7 @@ public sealed class WeightsCacheTests : TestKit
     }
 
     private static readonly NodeContext Node = Context(TinyOptions(1, 1), Subset(64, 10), 1);
-    private static readonly Core.Data.FeatureNormaliser Normaliser = Core.Data.FeatureNormaliser.Fit(Node.RawData.Train);
+    private static readonly Core.Data.FeatureNormaliser Normaliser = Core.Data.FeatureNormaliser.Fit(Node.Spec.RawData.Train);
 
     /// <summary>A cache that has the normaliser (and so the node's setup) already.</summary>
     private IActorRef NewCache()
@@ -29,7 +29,7 @@ public sealed class WeightsCacheTests : TestKit
         return cache;
     }
 
-    private IActorRef NewCacheWithoutNormaliser() => Sys.ActorOf(Props.Create(() => new WeightsCache(Node)));
+    private IActorRef NewCacheWithoutNormaliser() => Sys.ActorOf(Props.Create(() => new WeightsCache(Node.Spec)));
 
     [Fact]
     public void Weights_that_arrive_before_the_normaliser_are_served_with_the_setup_once_it_comes()

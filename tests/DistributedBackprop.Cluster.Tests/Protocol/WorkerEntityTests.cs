@@ -28,18 +28,18 @@ public sealed class WorkerEntityTests : TestKit
         // 256 training rows, batch 64: four steps per epoch.
         // Jobs wait for their weights longer than any test waits: only the entity's own reactions end a wait here.
         _context = Context(_options, Subset(256, 10), tuning: new CoordinatorTuning { WeightsWait = TimeSpan.FromMinutes(10) });
-        var normaliser = FeatureNormaliser.Fit(_context.RawData.Train);
+        var normaliser = FeatureNormaliser.Fit(_context.Spec.RawData.Train);
         _oracle = TrainingSetup.Create(_options, Subset(256, 10), normaliser);
         var context = _context;
-        _cache = Sys.ActorOf(Props.Create(() => new WeightsCache(context)), "weights-cache");
+        _cache = Sys.ActorOf(Props.Create(() => new WeightsCache(context.Spec)), "weights-cache");
         // The normaliser, as the coordinator of this process sends it: the cache builds the node's setup and says so.
-        _cache.Tell(new NormaliserReady(context.ConfigHash, normaliser.Mean, normaliser.Std), TestActor);
+        _cache.Tell(new NormaliserReady(context.Spec.ConfigHash, normaliser.Mean, normaliser.Std), TestActor);
         ExpectMsg<SetupReady>(Patience);
         var cache = _cache;
         _entity = Sys.ActorOf(Props.Create(() => new WorkerEntity(WorkerId, context, cache)), WorkerId);
     }
 
-    private string RunId => _context.ConfigHash;
+    private string RunId => _context.Spec.ConfigHash;
 
     private WeightsVersion Weights(long version)
     {
@@ -158,9 +158,9 @@ public sealed class WorkerEntityTests : TestKit
     {
         var context = Context(_options, Subset(256, 10),
             tuning: new CoordinatorTuning { WeightsWait = TimeSpan.FromMilliseconds(300) });
-        var cache = Sys.ActorOf(Props.Create(() => new WeightsCache(context)));
-        var normaliser = FeatureNormaliser.Fit(context.RawData.Train);
-        cache.Tell(new NormaliserReady(context.ConfigHash, normaliser.Mean, normaliser.Std), TestActor);
+        var cache = Sys.ActorOf(Props.Create(() => new WeightsCache(context.Spec)));
+        var normaliser = FeatureNormaliser.Fit(context.Spec.RawData.Train);
+        cache.Tell(new NormaliserReady(context.Spec.ConfigHash, normaliser.Mean, normaliser.Std), TestActor);
         ExpectMsg<SetupReady>(Patience);
         var entity = Sys.ActorOf(Props.Create(() => new WorkerEntity("worker-2", context, cache)));
         var coordinator = CreateTestProbe();

@@ -1,0 +1,79 @@
+using DistributedBackprop.Core.Data;
+using DistributedBackprop.Core.Model;
+using DistributedBackprop.Core.Training;
+
+namespace DistributedBackprop.Cluster;
+
+/// <summary>
+/// What a job is, as one node runs it: the training options (the same on every node: their hash is the run's id), this
+/// node's copy of the data (data locality — samples never travel), where the outputs go and the coordinator's patience.
+/// Immutable; what follows from them is computed once.
+/// </summary>
+public sealed class JobSpec
+{
+    private readonly Lazy<Network> _network;
+
+    /// <param name="localWorkers">Workers this node runs: they share its <see cref="TrainingOptions.Threads"/>.</param>
+    public JobSpec(TrainingOptions options, DataSplit rawData, JobOutputs outputs, int localWorkers)
+    {
+        Options = options;
+        RawData = rawData;
+        Outputs = outputs;
+        ConfigHash = options.ConfigHash();
+        // Workers on one node share its cores; their slices never depend on it.
+        ThreadsPerWorker = Math.Max(1, options.Threads / Math.Max(1, localWorkers));
+        _network = new Lazy<Network>(() => new Network(TrainingSetup.SpecOf(options)));
+    }
+
+    public TrainingOptions Options { get; }
+    public DataSplit RawData { get; }
+    public JobOutputs Outputs { get; }
+    public CoordinatorTuning Tuning { get; init; } = new();
+
+    /// <summary>The hash of the training options: the run's id, and what nodes must agree on.</summary>
+    public string ConfigHash { get; }
+
+    public int ThreadsPerWorker { get; }
+
+    /// <summary>The length of a slice result (gradients, loss and correct count).</summary>
+    public int ResultLength => _network.Value.ResultLength;
+
+    /// <summary>
+    /// The most bytes one message of this job may take on the wire: its largest tensor (a result vector, a weights
+    /// version, or the data statistics) with room for the framing. Frames and chunked transfers past it are refused.
+    /// </summary>
+    public int LargestMessageBytes => Transport.DataFrames.FrameLimitFor(Math.Max(Math.Max(_network.Value.ResultLength,
+        (long)_network.Value.ParameterCount + _network.Value.BufferCount), 4L * _network.Value.InputSize));
+}
+
+/// <summary>Where the coordinator writes its outputs, when it runs on this node.</summary>
+public sealed record JobOutputs(string? ModelPath, string? SummaryPath, int MinNodes, int Nodes)
+{
+    /// <summary>The run folder (config.json, metrics.jsonl, events.jsonl, summary.json, model.distbp); null: none.</summary>
+    public string? RunDir { get; init; }
+
+    /// <summary>The command that started the job (train, simulate or node), for the run folder's config.json.</summary>
+    public string Command { get; init; } = "node";
+}
+
+/// <summary>
+/// The coordinator's patience, and its workers'. Defaults suit training; tests shorten them.
+/// </summary>
+public sealed record CoordinatorTuning
+{
+    /// <summary>Re-send missing work (statistics, evaluation chunks) after this long without it.</summary>
+    public TimeSpan ResendAfter { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>A step slower than this factor × the median step time gets speculative copies.</summary>
+    public double StragglerFactor { get; init; } = 3;
+    /// <summary>…but never sooner than this after the step started.</summary>
+    public TimeSpan MinStragglerDelay { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>With no progress for this long (too few workers), checkpoint and exit 1 with the resume command.</summary>
+    public TimeSpan WorkerWait { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// A worker's job waits this long for its weights, then fails. The cache pulls a missing version after a second; one
+    /// that has not come by now belonged to a coordinator that died publishing it, and waiting on would keep the job in
+    /// front of everything a new coordinator sends.
+    /// </summary>
+    public TimeSpan WeightsWait { get; init; } = TimeSpan.FromSeconds(10);
+}
+
