@@ -25,7 +25,8 @@ namespace DistributedBackprop.Cluster.Coordinator;
 /// resumes from the newest valid checkpoint. Results for another run, step or version, and duplicates, are dropped.
 /// <para>
 /// The actor routes messages and moves between phases; the state of each concern lives in its own room:
-/// <see cref="ClusterView"/> (members, caches, placement), <see cref="WorkAssignment"/> (who computes which slices),
+/// <see cref="ClusterView"/> and <see cref="Membership"/> (members, caches, placement, lost workers),
+/// <see cref="WorkAssignment"/> (who computes which slices),
 /// <see cref="ResultVerifier"/> (duplicates and corrupt results), <see cref="StepRound"/> (one step: plan, results, re-assignments),
 /// <see cref="PublishedWeights"/> (the versions handed out), <see cref="StepTimings"/>, <see cref="PhaseWait"/> (never
 /// hang), <see cref="RunSchedule"/> (the step loop shared with the single-process trainer), <see cref="RunRecorder"/>
@@ -57,6 +58,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly PhaseWait _wait = new();
     private readonly PublishedWeights _published;
     private RunRecorder _run = RunRecorder.None;
+    private Membership _membership = null!; // made in PreStart, with the run folder
 
     // Known once the feature statistics are merged; the setup, once this node's cache has built it.
     private FeatureNormaliser? _normaliser;
@@ -122,6 +124,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             Become(() => ReceiveAny(_ => { }));
             return;
         }
+        _membership = new Membership(_view, _work, _faults, _run, _workerIds);
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved), typeof(ClusterEvent.UnreachableMember),
             typeof(ClusterEvent.ReachableMember));
@@ -141,38 +144,19 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         Receive<SliceResult>(OnLateResult);
         Receive<ClusterEvent.MemberUp>(up =>
         {
-            _view.MemberUp(up.Member.Address);
-            _run.MemberUp(up.Member, Step);
-            ClusterChanged();
+            _membership.Up(up.Member, Step);
             Context.ActorSelection(new RootActorPath(up.Member.Address) / "user" / "weights-cache")
                 .Tell(new Identify(up.Member.Address));
         });
-        Receive<ClusterEvent.UnreachableMember>(e =>
-        {
-            _run.Reachability(e.Member.Address, reachable: false, Step);
-            NodeLost(e.Member.Address, "node-unreachable");
-            ClusterChanged();
-        });
-        Receive<ClusterEvent.ReachableMember>(e =>
-        {
-            foreach (var worker in _view.Reachable(e.Member.Address))
-            {
-                _work.MarkAlive(worker);
-            }
-            _run.Reachability(e.Member.Address, reachable: true, Step);
-            ClusterChanged();
-        });
+        Receive<ClusterEvent.UnreachableMember>(e => WorkersLost(_membership.Unreachable(e.Member.Address, Step)));
+        Receive<ClusterEvent.ReachableMember>(e => _membership.Reachable(e.Member.Address, Step));
         Receive<ClusterEvent.MemberRemoved>(removed =>
         {
-            NodeLost(removed.Member.Address, "node-removed");
-            _view.Removed(removed.Member.Address);
-            // Sharding re-homes the lost node's workers; the first message starts them on a live node.
-            foreach (var worker in _workerIds.Where(_work.IsDead))
+            WorkersLost(_membership.Removed(removed.Member.Address, Step, out var restart));
+            foreach (var worker in restart)
             {
                 _workers.Tell(new StartWorker(worker, _runId), Self);
             }
-            _run.MemberRemoved(removed.Member.Address, Step);
-            ClusterChanged();
         });
         Receive<WorkerStarted>(OnWorkerStarted);
         Receive<ActorIdentity>(OnCacheIdentified);
@@ -228,13 +212,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             return;
         }
         // Where the worker runs is where its answer came from, not what the message says.
-        var node = Senders.NodeOf(Sender, Context.System);
-        _view.Place(started.WorkerId, node.ToString());
-        if (_view.IsUsable(node))
-        {
-            _work.MarkAlive(started.WorkerId);
-        }
-        ClusterChanged();
+        _membership.WorkerStarted(started.WorkerId, Senders.NodeOf(Sender, Context.System), Step);
     }
 
     private void OnCacheIdentified(ActorIdentity identity)
@@ -276,19 +254,12 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         }
     }
 
-    /// <summary>A "cluster" line in the run folder's events when the nodes or the live workers changed.</summary>
-    private void ClusterChanged() =>
-        _run.Snapshot(Step, _view.Members, _view.Unreachable, _view.Placement, _work.Alive, _cluster.SelfAddress);
-
-    private void NodeLost(Address node, string kind)
+    /// <summary>Lost workers' slices go to live workers at once (in a step; in other phases there is nothing to move).</summary>
+    private void WorkersLost(IReadOnlyList<string> workers)
     {
-        foreach (var worker in _view.Lost(node))
+        foreach (var worker in workers)
         {
-            if (_work.MarkDead(worker))
-            {
-                _faults.Add(kind, Step, $"{worker}@{node}", "its slices went to live workers", worker, node.ToString());
-                _onWorkerLost?.Invoke(worker);
-            }
+            _onWorkerLost?.Invoke(worker);
         }
     }
 
@@ -344,7 +315,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                     return;
                 }
                 _view.Place(started.WorkerId, started.NodeAddress);
-                ClusterChanged();
+                _membership.Snapshot(Step);
                 if (++next < _workerIds.Length)
                 {
                     _workers.Tell(new StartWorker(_workerIds[next], _runId), Self);
@@ -491,7 +462,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         if (intake.ExcludedAfter is { } strikes)
         {
             _run.WorkerExcluded(result.WorkerId, _round.Step, $"returned non-finite gradients {strikes} times");
-            ClusterChanged();
+            _membership.Snapshot(Step);
         }
         SendAll(intake.Recompute);
         if (!intake.Taken)
