@@ -31,6 +31,8 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
     public sealed record Intake(bool Taken, bool Complete, IReadOnlyList<Assignment> Recompute, int? ExcludedAfter)
     {
         public static readonly Intake Dropped = new(false, false, [], null);
+        public static readonly Intake Added = new(true, false, [], null);
+        public static readonly Intake Completed = new(true, true, [], null);
     }
 
     /// <summary>The step being collected.</summary>
@@ -123,7 +125,7 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
         }
         Tree.Add(node, result.Sum);
         Array.Fill(_sliceWorkers, result.WorkerId, first, end - first);
-        return new Intake(true, Tree.IsComplete, [], null);
+        return Tree.IsComplete ? Intake.Completed : Intake.Added;
     }
 
     /// <summary>

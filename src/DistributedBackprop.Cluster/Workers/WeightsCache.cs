@@ -47,6 +47,12 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
             {
                 return;
             }
+            var features = _spec.RawData.Train.FeatureCount;
+            if (ready.Mean.Length != features || ready.Std.Length != features)
+            {
+                Senders.Drop(_log, ready, Sender, $"a normaliser of {ready.Mean.Length} means and {ready.Std.Length} deviations for {features} features");
+                return;
+            }
             _coordinator = Sender;
             _runId = ready.RunId;
             // The statistics are merged in chunk order, so a new coordinator incarnation sends the same normaliser

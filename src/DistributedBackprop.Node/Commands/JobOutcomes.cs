@@ -6,14 +6,6 @@ namespace DistributedBackprop.Node.Commands;
 /// <summary>How the command line words a job's outcome, and the exit code it gives for it.</summary>
 internal static class JobOutcomes
 {
-    /// <summary>0 finished, 2 refused for its input, 1 failed (any status this build does not know counts as failed).</summary>
-    public static int ExitCode(JobOutcome outcome) => outcome.Status switch
-    {
-        JobStatus.Finished => 0,
-        JobStatus.Refused => 2,
-        _ => 1,
-    };
-
     /// <summary>The outcome's message, naming the flag a refusal was about and the command that resumes a failed job.</summary>
     public static string Describe(JobOutcome outcome) => outcome switch
     {
@@ -23,8 +15,8 @@ internal static class JobOutcomes
     };
 
     /// <summary>
-    /// A job that ended without a result on this node: a refusal is bad input (one line, exit 2); a failure prints
-    /// "training failed" and gives exit 1; a job finished elsewhere gives 0.
+    /// A job that ended without a result on this node: a refusal is bad input (one line, exit 2); a failure — or a status
+    /// this build does not know — prints "training failed" and gives exit 1; a job finished elsewhere gives 0.
     /// </summary>
     public static int Ended(JobOutcome outcome, TextWriter errors)
     {

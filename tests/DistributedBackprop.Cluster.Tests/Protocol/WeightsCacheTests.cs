@@ -50,6 +50,23 @@ public sealed class WeightsCacheTests : TestKit
     }
 
     [Fact]
+    public void A_normaliser_of_the_wrong_shape_is_dropped_and_the_cache_keeps_serving()
+    {
+        var cache = NewCacheWithoutNormaliser();
+        var coordinator = CreateTestProbe();
+        var requester = CreateTestProbe();
+        coordinator.Send(cache, Version(0));
+        coordinator.Send(cache, new NormaliserReady(RunId, [0f], [1f]));
+        coordinator.Send(cache, new NormaliserReady(RunId, Normaliser.Mean, Normaliser.Std));
+        requester.Send(cache, new GetWeights(RunId, 0));
+        // The bad one built nothing: the only answer is the good one's setup.
+        Assert.Equal(Normaliser.Mean, coordinator.ExpectMsg<SetupReady>(Patience).Setup.Normaliser.Mean);
+        // Nor did it restart the cache: the version it held before is still served.
+        Assert.Equal(0, requester.ExpectMsg<WeightsAvailable>(Patience).Version);
+        Assert.False(coordinator.HasMessages);
+    }
+
+    [Fact]
     public void The_same_normaliser_again_reuses_the_nodes_setup_and_another_one_builds_a_new_one()
     {
         var cache = NewCacheWithoutNormaliser();
