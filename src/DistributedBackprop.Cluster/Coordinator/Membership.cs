@@ -1,5 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster;
+using Akka.Event;
+using DistributedBackprop.Cluster.Contracts;
 
 namespace DistributedBackprop.Cluster.Coordinator;
 
@@ -10,9 +12,23 @@ namespace DistributedBackprop.Cluster.Coordinator;
 /// re-assigns, and the dead workers to start again elsewhere.
 /// </summary>
 public sealed class Membership(ClusterView view, WorkAssignment work, FaultLog faults, RunRecorder run,
-    IReadOnlyList<string> workerIds)
+    IReadOnlyList<string> workerIds, string runId, string configHash, ILoggingAdapter log)
 {
     public ClusterView View => view;
+
+    /// <summary>
+    /// A member's registration, from its node agent: accepted when it was started with the coordinator's options
+    /// (<paramref name="newlyAccepted"/> the first time); a refusal is logged.
+    /// </summary>
+    public NodeVerdict Register(Address node, string nodeHash, out bool newlyAccepted)
+    {
+        var verdict = view.Register(node, nodeHash, runId, configHash, out newlyAccepted);
+        if (!verdict.Accepted)
+        {
+            log.Warning("refused node {0}: its configuration hash {1} differs from the coordinator's {2}", node, nodeHash, configHash);
+        }
+        return verdict;
+    }
 
     public void Up(Member member, long step)
     {

@@ -83,6 +83,22 @@ public sealed class RunProgress(TrainingSetup setup, RunRecorder run, FaultLog f
     public TrainingResult Result(TrainingState state) =>
         _schedule.Result(state, Timings.StepsRun, Timings.TrainSeconds, _lastLoss, Test);
 
+    /// <summary>
+    /// The run is over: the model and the summary written (<see cref="RunOutputs"/>), the last line recorded, the run
+    /// folder closed; the finished outcome. Throws what writing the outputs threw.
+    /// </summary>
+    public JobOutcome Finish(TrainingState state, ClusterView view, WorkAssignment work, int workers, long? resumedFrom,
+        JobOutputs outputs)
+    {
+        var result = Result(state);
+        var summary = Summary(result, view, work, workers, resumedFrom);
+        RunOutputs.Write(setup, state, TrainingSummary.ToJson(summary), run.Files, outputs);
+        run.Info("run-finished", $"training finished at step {state.Step}: test accuracy {Test.Accuracy:P2}, "
+                                 + $"weights_sha256 {result.WeightsSha256}", state.Step);
+        run.Close(faults);
+        return new JobOutcome(JobStatus.Finished, "done", summary, result);
+    }
+
     /// <summary>The summary: the single-process trainer's fields, and the cluster's (placement, faults, where time went).</summary>
     public JsonObject Summary(TrainingResult result, ClusterView view, WorkAssignment work, int workers, long? resumedFrom)
     {

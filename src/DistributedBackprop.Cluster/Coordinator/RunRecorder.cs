@@ -209,5 +209,15 @@ public sealed class RunRecorder : IDisposable
     }
 
     /// <summary>Writes what is queued and closes the files; later calls record nothing.</summary>
+    /// <summary>Faults that never saw a completed step go out without a recovery time; then every line is written.</summary>
+    public void Close(FaultLog faults)
+    {
+        foreach (var fault in faults.Open)
+        {
+            Fault(fault);
+        }
+        Dispose();
+    }
+
     public void Dispose() => _log?.Dispose();
 }

@@ -1,16 +1,13 @@
 using System.Diagnostics;
-using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Akka.Event;
 using DistributedBackprop.Cluster.Contracts;
-using DistributedBackprop.Cluster.Telemetry;
 using DistributedBackprop.Cluster.Transport;
 using DistributedBackprop.Cluster.Trust;
 using DistributedBackprop.Core.Checkpoints;
 using DistributedBackprop.Core.Data;
-using DistributedBackprop.Core.Kernels;
 using DistributedBackprop.Core.Training;
 
 namespace DistributedBackprop.Cluster.Coordinator;
@@ -26,11 +23,12 @@ namespace DistributedBackprop.Cluster.Coordinator;
 /// <para>
 /// The actor routes messages and moves between phases; the state of each concern lives in its own room:
 /// <see cref="ClusterView"/> and <see cref="Membership"/> (members, caches, placement, lost workers),
-/// <see cref="WorkAssignment"/> (who computes which slices),
-/// <see cref="ResultVerifier"/> (duplicates and corrupt results), <see cref="StepRound"/> (one step: plan, results, re-assignments),
-/// <see cref="PublishedWeights"/> (the versions handed out), <see cref="StepTimings"/>, <see cref="PhaseWait"/> (never
-/// hang), <see cref="RunSchedule"/> (the step loop shared with the single-process trainer), <see cref="RunRecorder"/>
-/// and <see cref="FaultLog"/> (what happened), <see cref="RunOutputs"/> and <see cref="EndOfJob"/>.
+/// <see cref="WorkAssignment"/> (who computes which slices), <see cref="ResultVerifier"/> (duplicates and corrupt
+/// results), <see cref="StatisticsRound"/>, <see cref="StepRound"/> and <see cref="EvaluationRound"/> (one phase's
+/// results), <see cref="PublishedWeights"/> (the versions handed out), <see cref="PhaseWait"/> (never hang),
+/// <see cref="Resume"/>, <see cref="RunProgress"/> (the step loop shared with the single-process trainer, and the end),
+/// <see cref="RunRecorder"/> and <see cref="FaultLog"/> (what happened), <see cref="EndOfJob"/>, and
+/// <see cref="CoordinatorOutbox"/> (everything it sends).
 /// </para>
 /// </summary>
 public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
@@ -40,12 +38,13 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     // model takes well under a millisecond, so 1,000 steps had gone by before a 1.5 s straggler answered.
     private static readonly TimeSpan FingerprintKeep = TimeSpan.FromSeconds(30);
 
-    private readonly NodeContext _context;
+    private enum Phase { WaitingForMembers, StartingWorkers, Statistics, Setup, Step, Evaluation, Ended }
 
+    private readonly NodeContext _context;
     private readonly JobSpec _spec;
     private readonly IActorRef _workers;
     private readonly IActorRef _localCache;
-    private readonly TensorTransport _transport;
+    private readonly CoordinatorOutbox _outbox;
     private readonly ChunkAssembler _assembler;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
@@ -59,6 +58,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly PublishedWeights _published;
     private RunRecorder _run = RunRecorder.None;
     private Membership _membership = null!; // made in PreStart, with the run folder
+    private readonly bool _resuming;
+    private Phase _phase = Phase.WaitingForMembers;
 
     // Known once the feature statistics are merged; the setup, once this node's cache has built it.
     private FeatureNormaliser? _normaliser;
@@ -67,10 +68,6 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private StepRound? _round;
     private RunProgress? _progress;
     private long? _resumedFrom;
-    private bool _resuming;
-    // What the current phase does when the nodes that count towards --min-nodes change, or a worker is lost.
-    private Action? _onMembersChanged;
-    private Action<string>? _onWorkerLost;
 
     /// <param name="context">The job and this node's shared resources.</param>
     /// <param name="workers">The worker entities' shard region.</param>
@@ -81,14 +78,15 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _spec = context.Spec;
         _workers = workers;
         _localCache = localCache;
-        _transport = TensorTransport.For(Context.System);
-        _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System),
-            maxTransferBytes: context.Spec.LargestMessageBytes);
-        _runId = context.Spec.ConfigHash;
-        _workerIds = Enumerable.Range(0, context.Spec.Options.Workers).Select(Hosting.WorkerMessageExtractor.WorkerId).ToArray();
+        var transport = TensorTransport.For(Context.System);
+        _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System), maxTransferBytes: _spec.LargestMessageBytes);
+        _runId = _spec.ConfigHash;
+        _workerIds = Enumerable.Range(0, _spec.Options.Workers).Select(Hosting.WorkerMessageExtractor.WorkerId).ToArray();
         _view = new ClusterView(_cluster.SelfAddress);
-        _work = new WorkAssignment(context.Spec.Options.Slices, _workerIds);
+        _work = new WorkAssignment(_spec.Options.Slices, _workerIds);
         _published = new PublishedWeights(_runId);
+        _outbox = new CoordinatorOutbox(_runId, workers, transport, _view, Context.System, Self);
+        _resuming = Resume.HasCheckpoint(_spec.Options);
         Become(WaitingForMembers);
     }
 
@@ -124,7 +122,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             Become(() => ReceiveAny(_ => { }));
             return;
         }
-        _membership = new Membership(_view, _work, _faults, _run, _workerIds);
+        _membership = new Membership(_view, _work, _faults, _run, _workerIds, _runId, _spec.ConfigHash, _log);
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved), typeof(ClusterEvent.UnreachableMember),
             typeof(ClusterEvent.ReachableMember));
@@ -145,8 +143,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         Receive<ClusterEvent.MemberUp>(up =>
         {
             _membership.Up(up.Member, Step);
-            Context.ActorSelection(new RootActorPath(up.Member.Address) / "user" / "weights-cache")
-                .Tell(new Identify(up.Member.Address));
+            _outbox.IdentifyCache(up.Member.Address);
         });
         Receive<ClusterEvent.UnreachableMember>(e => WorkersLost(_membership.Unreachable(e.Member.Address, Step)));
         Receive<ClusterEvent.ReachableMember>(e => _membership.Reachable(e.Member.Address, Step));
@@ -155,10 +152,17 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             WorkersLost(_membership.Removed(removed.Member.Address, Step, out var restart));
             foreach (var worker in restart)
             {
-                _workers.Tell(new StartWorker(worker, _runId), Self);
+                _outbox.StartWorker(worker);
             }
         });
-        Receive<WorkerStarted>(OnWorkerStarted);
+        Receive<WorkerStarted>(started =>
+        {
+            // Where the worker runs is where its answer came from, not what the message says.
+            if (started.RunId == _runId && FromWorker(started, started.WorkerId))
+            {
+                _membership.WorkerStarted(started.WorkerId, Senders.NodeOf(Sender, Context.System), Step);
+            }
+        });
         Receive<ActorIdentity>(OnCacheIdentified);
         Receive<RegisterNode>(OnRegisterNode);
         Receive<TensorChunk>(chunk =>
@@ -172,18 +176,17 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             if (FromMember(pull) && _published.Current is { } current && pull.RunId == _runId && pull.Version == current.Version)
             {
-                SendWeights(Sender, current);
+                _outbox.Weights(Sender, current);
             }
         });
         Receive<WorkFailed>(failed =>
         {
-            if (failed.RunId != _runId || !FromWorker(failed, failed.WorkerId))
+            if (failed.RunId == _runId && FromWorker(failed, failed.WorkerId))
             {
-                return;
+                _log.Warning("worker {0} could not do its work at step {1}: {2}", failed.WorkerId, failed.Step, failed.Reason);
+                _faults.Add("worker-failed", failed.Step, failed.WorkerId, $"re-assigned: {failed.Reason}", worker: failed.WorkerId);
+                WorkersLost([failed.WorkerId]);
             }
-            _log.Warning("worker {0} could not do its work at step {1}: {2}", failed.WorkerId, failed.Step, failed.Reason);
-            _faults.Add("worker-failed", failed.Step, failed.WorkerId, $"re-assigned: {failed.Reason}", worker: failed.WorkerId);
-            _onWorkerLost?.Invoke(failed.WorkerId);
         });
     }
 
@@ -205,16 +208,6 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _context.Pool.Return(late.Sum);
     }
 
-    private void OnWorkerStarted(WorkerStarted started)
-    {
-        if (started.RunId != _runId || !FromWorker(started, started.WorkerId))
-        {
-            return;
-        }
-        // Where the worker runs is where its answer came from, not what the message says.
-        _membership.WorkerStarted(started.WorkerId, Senders.NodeOf(Sender, Context.System), Step);
-    }
-
     private void OnCacheIdentified(ActorIdentity identity)
     {
         if (identity.MessageId is not Address address || identity.Subject is not { } cache || !_view.CacheFound(address, cache))
@@ -224,13 +217,13 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         // A node that comes up mid-run gets the normaliser and the current weights at once.
         if (_normaliser is not null)
         {
-            _transport.Send(cache, NormaliserMessage(), Self);
+            _outbox.Normaliser(cache, _normaliser);
         }
         if (_published.Current is { } current)
         {
-            SendWeights(cache, current);
+            _outbox.Weights(cache, current);
         }
-        _onMembersChanged?.Invoke();
+        MembersChanged();
     }
 
     private void OnRegisterNode(RegisterNode node)
@@ -240,44 +233,40 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         {
             return;
         }
-        var address = Senders.NodeOf(Sender, Context.System);
-        var verdict = _view.Register(address, node.ConfigHash, _runId, _spec.ConfigHash, out var newlyAccepted);
-        if (!verdict.Accepted)
-        {
-            _log.Warning("refused node {0}: its configuration hash {1} differs from the coordinator's {2}",
-                address, node.ConfigHash, _spec.ConfigHash);
-        }
-        Sender.Tell(verdict);
+        Sender.Tell(_membership.Register(Senders.NodeOf(Sender, Context.System), node.ConfigHash, out var newlyAccepted));
         if (newlyAccepted)
         {
-            _onMembersChanged?.Invoke();
+            MembersChanged();
+        }
+    }
+
+    /// <summary>
+    /// Before the workers start, enough accepted nodes start them; a refused node (other options) is a member with a
+    /// cache, but must not. A run that resumes (a checkpoint exists: the singleton moved) goes on with the nodes it has.
+    /// </summary>
+    private void MembersChanged()
+    {
+        if (_phase == Phase.WaitingForMembers
+            && _view.AcceptedCaches >= (_resuming ? 1 : _spec.Outputs.MinNodes))
+        {
+            _workers.Tell(GetCurrentRegions.Instance, Self);
         }
     }
 
     /// <summary>Lost workers' slices go to live workers at once (in a step; in other phases there is nothing to move).</summary>
     private void WorkersLost(IReadOnlyList<string> workers)
     {
-        foreach (var worker in workers)
+        foreach (var worker in workers.Where(_ => _phase == Phase.Step))
         {
-            _onWorkerLost?.Invoke(worker);
+            _outbox.Compute(_round!.WorkerLost(worker), _round.Step, _published.Current!.Version);
         }
     }
 
-    // ---- phase 1: wait until min-nodes members are up and their caches known ----
+    // ---- before training: members, workers (one at a time), feature statistics, this node's setup ----
 
     private void WaitingForMembers()
     {
-        _resuming = _spec.Options.CheckpointDir is { } dir && new CheckpointStore(dir).List().Any();
         Common();
-        // A refused node (other options) is a member with a cache, but must not start the job. A run that resumes (a
-        // checkpoint exists: the singleton moved) goes on with the nodes it has.
-        _onMembersChanged = () =>
-        {
-            if (_view.AcceptedCaches >= (_resuming ? 1 : _spec.Outputs.MinNodes))
-            {
-                _workers.Tell(GetCurrentRegions.Instance, Self);
-            }
-        };
         // Start only when every node's shard region is known, so the workers spread over all the nodes.
         Receive<CurrentRegions>(regions =>
         {
@@ -294,18 +283,16 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         ReceiveAny(message => _log.Debug("coordinator waiting for members ignores {0}", message.GetType().Name));
     }
 
-    // ---- phase 2: start the worker entities one at a time ----
-
     /// <summary>
     /// Shard allocations made concurrently all see the same (empty) allocation table and land on one node; started one
     /// after the other, the least-shards strategy spreads the workers over the nodes.
     /// </summary>
     private void StartWorkers()
     {
-        _onMembersChanged = null;
+        _phase = Phase.StartingWorkers;
         var next = 0;
-        _workers.Tell(new StartWorker(_workerIds[next], _runId), Self);
-        StartWaiting(() => _workers.Tell(new StartWorker(_workerIds[next], _runId), Self), () => "starting the workers");
+        _outbox.StartWorker(_workerIds[next]);
+        StartWaiting(() => _outbox.StartWorker(_workerIds[next]), () => "starting the workers");
         Become(() =>
         {
             Receive<WorkerStarted>(started =>
@@ -318,7 +305,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
                 _membership.Snapshot(Step);
                 if (++next < _workerIds.Length)
                 {
-                    _workers.Tell(new StartWorker(_workerIds[next], _runId), Self);
+                    _outbox.StartWorker(_workerIds[next]);
                 }
                 else
                 {
@@ -330,42 +317,31 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         });
     }
 
-    // ---- phase 3: distributed feature statistics, merged in chunk order ----
-
     private void StartStatistics()
     {
+        _phase = Phase.Statistics;
         _log.Info("run {0}: {1} members, {2} workers", _runId, _view.Members.Count, _workerIds.Length);
-        var train = _spec.RawData.Train;
-        var chunkRows = FeatureStatistics.DefaultChunkRows;
-        var partials = new ChunkResults<FeatureStatistics>((train.Count + chunkRows - 1) / chunkRows);
-        void Send(List<int> missing)
-        {
-            foreach (var (worker, first, count) in _work.Spread(missing))
-            {
-                _workers.Tell(new ComputeStatistics(worker, _runId, first, count, chunkRows), Self);
-            }
-        }
-        Send(partials.Missing);
-        StartWaiting(() => Send(partials.Missing), () => "feature statistics");
+        var round = new StatisticsRound(_spec.RawData.Train);
+        _outbox.Statistics(_work.Spread(round.Missing), round.ChunkRows);
+        StartWaiting(() => _outbox.Statistics(_work.Spread(round.Missing), round.ChunkRows), () => "feature statistics");
         Become(() =>
         {
             Common();
             Receive<StatisticsResult>(result =>
             {
-                if (result.RunId != _runId || !partials.IsAwaited(result.Chunk) || !FromMember(result))
+                if (result.RunId != _runId || !round.IsAwaited(result.Chunk) || !FromMember(result))
                 {
                     return;
                 }
-                var rows = Math.Min(chunkRows, train.Count - (long)result.Chunk * chunkRows);
-                if (result.Count != rows || result.Mean.Length != train.FeatureCount || result.M2.Length != train.FeatureCount)
+                if (!round.HasShape(result.Chunk, result.Count, result.Mean.Length, result.M2.Length))
                 {
                     Senders.Drop(_log, result, Sender, $"statistics of chunk {result.Chunk} with the wrong shape");
                     return;
                 }
                 _wait.Progressed(DateTime.UtcNow);
-                if (partials.Add(result.Chunk, new FeatureStatistics(result.Count, result.Mean, result.M2)))
+                if (round.Add(result.Chunk, new FeatureStatistics(result.Count, result.Mean, result.M2)) is { } normaliser)
                 {
-                    AwaitSetup(FeatureNormaliser.FromStatistics(FeatureStatistics.MergeInOrder(train.FeatureCount, partials.Values)));
+                    AwaitSetup(normaliser);
                 }
             });
             ReceiveAny(_ => { });
@@ -378,12 +354,13 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     /// </summary>
     private void AwaitSetup(FeatureNormaliser normaliser)
     {
+        _phase = Phase.Setup;
         _normaliser = normaliser;
         foreach (var cache in _view.Caches.Values.Append(_localCache).Distinct())
         {
-            _transport.Send(cache, NormaliserMessage(), Self);
+            _outbox.Normaliser(cache, normaliser);
         }
-        StartWaiting(() => _transport.Send(_localCache, NormaliserMessage(), Self), () => "this node's setup");
+        StartWaiting(() => _outbox.Normaliser(_localCache, normaliser), () => "this node's setup");
         Become(() =>
         {
             Common();
@@ -396,45 +373,31 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private void StartTraining(TrainingSetup setup)
     {
         _setup = setup;
-        _state = RestoreOrStart(_setup);
-        _progress = new RunProgress(_setup, _run, _faults, _context.Progress);
-        _round = new StepRound(_runId, _setup, _work, _verifier, _faults, _context.Pool, _log);
-        _run.Info("run-started", $"training steps {_state.Step}..{_setup.TotalSteps - 1}: {_workerIds.Length} workers, "
+        _state = Resume.RestoreOrStart(setup, _faults, _log, _cluster.SelfAddress.ToString(), out _resumedFrom);
+        _progress = new RunProgress(setup, _run, _faults, _context.Progress);
+        _outbox.Timings = _progress.Timings;
+        _round = new StepRound(_runId, setup, _work, _verifier, _faults, _context.Pool, _log);
+        _run.Info("run-started", $"training steps {_state.Step}..{setup.TotalSteps - 1}: {_workerIds.Length} workers, "
                                  + $"nodes {_view.Members.Count}, coordinator on {_cluster.SelfAddress}", _state.Step);
-        PublishWeights(parametersWritten: false);
+        _outbox.WeightsToAll(_published.Publish(_state.Step, _state.Weights, parametersWritten: false));
         StartStep();
     }
 
-    /// <summary>A coordinator that starts after another (the singleton moved) resumes from the newest valid checkpoint.</summary>
-    private TrainingState RestoreOrStart(TrainingSetup setup)
-    {
-        if (setup.Options.CheckpointDir is not { } dir
-            || new CheckpointStore(dir).RestoreNewestValid(setup, w => _log.Warning(w)) is not { } restored)
-        {
-            return setup.NewState();
-        }
-        _resumedFrom = restored.Step;
-        _faults.Add("resumed-from-checkpoint", restored.Step, dir,
-            $"a coordinator incarnation resumed at step {restored.Step} and replays deterministically",
-            node: _cluster.SelfAddress.ToString());
-        _log.Warning("resuming from the checkpoint at step {0} in {1}", restored.Step, dir);
-        return restored;
-    }
-
-    // ---- phase 4: steps ----
+    // ---- training: steps, and an evaluation after each epoch ----
 
     private void StartStep()
     {
-        var step = _state!.Step;
+        var (step, round) = (_state!.Step, _round!);
         if (step >= _setup!.TotalSteps)
         {
             Finish();
             return;
         }
+        _phase = Phase.Step;
         _progress!.BeginStep();
-        SendAll(_round!.Begin(step, _published.Current!.Version, DateTime.UtcNow, _view.PlacementOf));
-        _onWorkerLost = worker => SendAll(_round.WorkerLost(worker));
-        StartWaiting(() => SendAll(_round.Speculate(DateTime.UtcNow)), () => $"step {step}",
+        var version = _published.Current!.Version;
+        _outbox.Compute(round.Begin(step, version, DateTime.UtcNow, _view.PlacementOf), step, version);
+        StartWaiting(() => _outbox.Compute(round.Speculate(DateTime.UtcNow), step, version), () => $"step {step}",
             _progress.Timings.StragglerDelay(_spec.Tuning));
         Become(() =>
         {
@@ -442,14 +405,6 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             Common();
             ReceiveAny(_ => { });
         });
-    }
-
-    private void SendAll(IEnumerable<Assignment> assignments)
-    {
-        foreach (var a in assignments)
-        {
-            _workers.Tell(new ComputeSlices(a.Worker, _runId, _round!.Step, _published.Current!.Version, a.First, a.Count), Self);
-        }
     }
 
     private void OnSliceResult(SliceResult result)
@@ -464,38 +419,32 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             _run.WorkerExcluded(result.WorkerId, _round.Step, $"returned non-finite gradients {strikes} times");
             _membership.Snapshot(Step);
         }
-        SendAll(intake.Recompute);
+        _outbox.Compute(intake.Recompute, _round.Step, _published.Current!.Version);
         if (!intake.Taken)
         {
             return;
         }
         _wait.Progressed(DateTime.UtcNow);
-        if (!TensorTransport.IsLocal(Sender))
-        {
-            _progress!.Timings.Sent(4L * result.Sum.Length);
-            TrainingMetrics.BytesSent.Add(4L * result.Sum.Length);
-        }
+        _outbox.Received(Sender, result.Sum.Length);
         _progress!.Timings.Computed(result.ComputeSeconds);
         if (intake.Complete)
         {
-            ApplyStep();
+            ApplyStep(_state!);
         }
     }
 
-    private void ApplyStep()
+    private void ApplyStep(TrainingState state)
     {
-        var state = _state!;
         StopWaiting();
-        _onWorkerLost = null;
         var applyClock = Stopwatch.StartNew();
         // The optimizer writes the new parameters into the next version's buffer as it updates them.
         var report = state.Apply(_round!.Tree.Root, _setup!.Options.Batch, _setup.Options.Slices,
             _published.ParametersOf(state.Step + 1, state.Weights));
         _round.Tree.Reset();
-        PublishWeights(parametersWritten: true);
+        _outbox.WeightsToAll(_published.Publish(state.Step, state.Weights, parametersWritten: true));
         if (_progress!.Stepped(report, state, applyClock.Elapsed.TotalSeconds, _round, _work.Alive.Count, out var epoch))
         {
-            StartEvaluation(epoch);
+            StartEvaluation(new EvaluationRound(_setup.Data.Test.Count, _published.Current!.Version, epoch));
         }
         else
         {
@@ -503,40 +452,27 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         }
     }
 
-    // ---- phase 5: distributed evaluation of the held-out split ----
-
-    private void StartEvaluation(int epoch)
+    private void StartEvaluation(EvaluationRound round)
     {
-        var test = _setup!.Data.Test;
-        var chunks = new ChunkResults<(double LossSum, int Correct)>(Evaluator.ChunkCount(test.Count));
-        var version = _published.Current!.Version;
-        void Send(List<int> missing)
-        {
-            foreach (var (worker, first, count) in _work.Spread(missing))
-            {
-                _workers.Tell(new EvaluateChunks(worker, _runId, version, first, count), Self);
-            }
-        }
-        Send(chunks.Missing);
-        StartWaiting(() => Send(chunks.Missing), () => $"evaluation after step {_state!.Step}");
+        _phase = Phase.Evaluation;
+        _outbox.Evaluate(_work.Spread(round.Missing), round.Version);
+        StartWaiting(() => _outbox.Evaluate(_work.Spread(round.Missing), round.Version), () => $"evaluation after step {Step}");
         Become(() =>
         {
             Common();
             Receive<EvaluationResult>(result =>
             {
-                if (result.RunId != _runId || result.Version != version || !chunks.IsAwaited(result.Chunk) || !FromMember(result))
+                if (result.RunId != _runId || !round.IsAwaited(result.Version, result.Chunk) || !FromMember(result))
                 {
                     return;
                 }
                 _wait.Progressed(DateTime.UtcNow);
-                if (!chunks.Add(result.Chunk, (result.LossSum, result.Correct)))
+                if (round.Add(result.Chunk, result.LossSum, result.Correct) is { } test)
                 {
-                    return;
+                    StopWaiting();
+                    _progress!.Evaluated(Step - 1, round.Epoch, test);
+                    StartStep();
                 }
-                StopWaiting();
-                _progress!.Evaluated(_state!.Step - 1, epoch, Evaluator.Combine(chunks.Values.Select(c => c.LossSum).ToList(),
-                    chunks.Values.Select(c => c.Correct).ToList(), test.Count));
-                StartStep();
             });
             ReceiveAny(_ => { });
         });
@@ -549,11 +485,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     /// re-sends or speculates; when nothing has progressed for the bounded worker wait it checkpoints and gives up with
     /// the command that resumes.
     /// </summary>
-    private void StartWaiting(Action nudge, Func<string> what, TimeSpan? firstNudge = null)
-    {
-        var phase = _wait.Start(nudge, what, DateTime.UtcNow);
-        Timers.StartSingleTimer("tick", new Tick(phase), firstNudge ?? _spec.Tuning.ResendAfter);
-    }
+    private void StartWaiting(Action nudge, Func<string> what, TimeSpan? firstNudge = null) =>
+        Timers.StartSingleTimer("tick", new Tick(_wait.Start(nudge, what, DateTime.UtcNow)), firstNudge ?? _spec.Tuning.ResendAfter);
 
     private void StopWaiting()
     {
@@ -593,25 +526,18 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private void Finish()
     {
         StopWaiting();
-        var setup = _setup!;
-        var state = _state!;
-        var result = _progress!.Result(state);
-        var summary = _progress.Summary(result, _view, _work, _workerIds.Length, _resumedFrom);
+        _phase = Phase.Ended;
         try
         {
-            RunOutputs.Write(setup, state, TrainingSummary.ToJson(summary), _run.Files, _spec.Outputs);
+            _context.Ended(_progress!.Finish(_state!, _view, _work, _workerIds.Length, _resumedFrom, _spec.Outputs));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Fail($"could not write the outputs: {e.Message}");
             return;
         }
-        _run.Info("run-finished", $"training finished at step {state.Step}: test accuracy {_progress.Test.Accuracy:P2}, "
-                                  + $"weights_sha256 {result.WeightsSha256}", state.Step);
-        CloseRun();
-        _context.Ended(new JobOutcome(JobStatus.Finished, "done", summary, result));
         var finished = new JobFinished(_runId, JobStatus.Finished, "training finished", "");
-        Broadcast(finished);
+        _outbox.Broadcast(finished);
         if (_cluster.State.Unreachable.Count > 0)
         {
             Timers.StartSingleTimer(DownAfterTheEnd.Instance, DownAfterTheEnd.Instance, EndOfJob.DowningGrace);
@@ -628,64 +554,22 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         });
     }
 
-    /// <summary>Faults that never saw a completed step go out without a recovery time; then every line is written.</summary>
-    private void CloseRun()
-    {
-        foreach (var fault in _faults.Open)
-        {
-            _run.Fault(fault);
-        }
-        _run.Dispose();
-    }
-
     /// <summary>The job stops here; <paramref name="resumeFrom"/> is the checkpoint folder it can resume from, if any.</summary>
     private void Fail(string message, string? resumeFrom = null)
     {
+        _phase = Phase.Ended;
         _log.Error("training failed: {0}", message);
         _run.Info("run-failed", message, Step);
-        CloseRun();
+        _run.Close(_faults);
         StopWaiting();
         _context.Ended(new JobOutcome(JobStatus.Failed, message) { ResumeFrom = resumeFrom });
-        Broadcast(new JobFinished(_runId, JobStatus.Failed, message, resumeFrom ?? ""));
+        _outbox.Broadcast(new JobFinished(_runId, JobStatus.Failed, message, resumeFrom ?? ""));
         EndOfJob.DownUnreachableNodes(_cluster, _log);
         Become(() => ReceiveAny(_ => { }));
     }
-
-    // ---- helpers ----
 
     private bool FromWorker(object message, string workerId) =>
         Senders.FromWorker(Sender, Context.System, _log, message, workerId);
 
     private bool FromMember(object message) => Senders.FromMember(Sender, Context.System, _log, message);
-
-    private NormaliserReady NormaliserMessage() => new(_runId, _normaliser!.Mean, _normaliser.Std);
-
-    /// <summary>The weights of the current step as a new version, sent once to every reachable node's cache.</summary>
-    private void PublishWeights(bool parametersWritten)
-    {
-        var version = _published.Publish(_state!.Step, _state.Weights, parametersWritten);
-        foreach (var cache in _view.ReachableCaches)
-        {
-            SendWeights(cache, version);
-        }
-    }
-
-    private void SendWeights(IActorRef cache, WeightsVersion weights)
-    {
-        if (!TensorTransport.IsLocal(cache))
-        {
-            var bytes = 4L * (weights.Parameters.Length + weights.Buffers.Length);
-            _progress!.Timings.Sent(bytes);
-            TrainingMetrics.BytesSent.Add(bytes);
-        }
-        _transport.Send(cache, weights, Self);
-    }
-
-    private void Broadcast(JobFinished message)
-    {
-        foreach (var member in _view.Members)
-        {
-            Context.ActorSelection(new RootActorPath(member) / "user" / "node-agent").Tell(message, Self);
-        }
-    }
 }

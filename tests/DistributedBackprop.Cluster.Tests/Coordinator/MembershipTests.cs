@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Event;
 using DistributedBackprop.Cluster.Coordinator;
 using Xunit;
 
@@ -16,7 +17,7 @@ public sealed class MembershipTests
 
     public MembershipTests()
     {
-        _membership = new Membership(new ClusterView(Self), _work, _faults, RunRecorder.None, Workers);
+        _membership = new Membership(new ClusterView(Self), _work, _faults, RunRecorder.None, Workers, "run-1", "hash-a", NoLogger.Instance);
         _membership.View.MemberUp(Self);
         _membership.View.MemberUp(Other);
         _membership.WorkerStarted("worker-0", Self, 0);
