@@ -38,8 +38,6 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     // model takes well under a millisecond, so 1,000 steps had gone by before a 1.5 s straggler answered.
     private static readonly TimeSpan FingerprintKeep = TimeSpan.FromSeconds(30);
 
-    private enum Phase { WaitingForMembers, StartingWorkers, Statistics, Setup, Step, Evaluation, Ended }
-
     private readonly NodeContext _context;
     private readonly JobSpec _spec;
     private readonly IActorRef _workers;
@@ -58,15 +56,11 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly PublishedWeights _published;
     private RunRecorder _run = RunRecorder.None;
     private Membership _membership = null!; // made in PreStart, with the run folder
-    private readonly bool _resuming;
-    private Phase _phase = Phase.WaitingForMembers;
+    private Preparation _preparation = null!; // made in PreStart, with the run folder
 
-    // Known once the feature statistics are merged; the setup, once this node's cache has built it.
-    private FeatureNormaliser? _normaliser;
-    private TrainingSetup? _setup;
-    private TrainingState? _state;
+    // Known once this node's cache has built the setup.
+    private TrainingPhase? _training;
     private StepRound? _round;
-    private RunProgress? _progress;
     private long? _resumedFrom;
 
     /// <param name="context">The job and this node's shared resources.</param>
@@ -86,8 +80,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _work = new WorkAssignment(_spec.Options.Slices, _workerIds);
         _published = new PublishedWeights(_runId);
         _outbox = new CoordinatorOutbox(_runId, workers, transport, _view, Context.System, Self);
-        _resuming = Resume.HasCheckpoint(_spec.Options);
-        Become(WaitingForMembers);
+        Become(Preparing);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -100,7 +93,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         public static readonly DownAfterTheEnd Instance = new();
     }
 
-    private long Step => _state?.Step ?? 0;
+    private long Step => _training?.State.Step ?? 0;
 
     protected override void PreStart()
     {
@@ -123,6 +116,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             return;
         }
         _membership = new Membership(_view, _work, _faults, _run, _workerIds, _runId, _spec.ConfigHash, _log);
+        _preparation = new Preparation(_spec, _workerIds, _view, _membership, _work, _outbox, _localCache,
+            resuming: Resume.HasCheckpoint(_spec.Options));
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved), typeof(ClusterEvent.UnreachableMember),
             typeof(ClusterEvent.ReachableMember));
@@ -215,15 +210,15 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             return;
         }
         // A node that comes up mid-run gets the normaliser and the current weights at once.
-        if (_normaliser is not null)
+        if (_preparation.Normaliser is { } normaliser)
         {
-            _outbox.Normaliser(cache, _normaliser);
+            _outbox.Normaliser(cache, normaliser);
         }
         if (_published.Current is { } current)
         {
             _outbox.Weights(cache, current);
         }
-        MembersChanged();
+        RequestRegionsWhenEnoughNodes();
     }
 
     private void OnRegisterNode(RegisterNode node)
@@ -236,18 +231,14 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         Sender.Tell(_membership.Register(Senders.NodeOf(Sender, Context.System), node.ConfigHash, out var newlyAccepted));
         if (newlyAccepted)
         {
-            MembersChanged();
+            RequestRegionsWhenEnoughNodes();
         }
     }
 
-    /// <summary>
-    /// Before the workers start, enough accepted nodes start them; a refused node (other options) is a member with a
-    /// cache, but must not. A run that resumes (a checkpoint exists: the singleton moved) goes on with the nodes it has.
-    /// </summary>
-    private void MembersChanged()
+    /// <summary>With enough nodes, the workers start once every node's shard region is known.</summary>
+    private void RequestRegionsWhenEnoughNodes()
     {
-        if (_phase == Phase.WaitingForMembers
-            && _view.AcceptedCaches >= (_resuming ? 1 : _spec.Outputs.MinNodes))
+        if (_preparation.EnoughNodes)
         {
             _workers.Tell(GetCurrentRegions.Instance, Self);
         }
@@ -256,226 +247,102 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     /// <summary>Lost workers' slices go to live workers at once (in a step; in other phases there is nothing to move).</summary>
     private void WorkersLost(IReadOnlyList<string> workers)
     {
-        foreach (var worker in workers.Where(_ => _phase == Phase.Step))
+        foreach (var worker in workers)
         {
-            _outbox.Compute(_round!.WorkerLost(worker), _round.Step, _published.Current!.Version);
+            _training?.WorkerLost(worker);
         }
     }
 
-    // ---- before training: members, workers (one at a time), feature statistics, this node's setup ----
+    // ---- before training: members, the workers, the feature statistics, this node's setup (see Preparation) ----
 
-    private void WaitingForMembers()
+    private void Preparing()
     {
+        Receive<WorkerStarted>(s => s.RunId == _runId && _preparation.Current == Preparation.Stage.StartingWorkers, started =>
+        {
+            if (_preparation.WorkerStarted(started))
+            {
+                _log.Info("run {0}: {1} members, {2} workers", _runId, _view.Members.Count, _workerIds.Length);
+                StartWaiting(_preparation.Nudge, () => _preparation.Waiting);
+            }
+        });
         Common();
-        // Start only when every node's shard region is known, so the workers spread over all the nodes.
         Receive<CurrentRegions>(regions =>
         {
-            if (regions.Regions.Count >= _spec.Outputs.MinNodes)
+            if (_preparation.RegionsKnown(regions.Regions.Count))
             {
-                StartWorkers();
+                StartWaiting(_preparation.Nudge, () => _preparation.Waiting);
             }
-            else
+            else if (_preparation.Current == Preparation.Stage.WaitingForMembers)
             {
                 Timers.StartSingleTimer("regions", GetCurrentRegions.Instance, TimeSpan.FromMilliseconds(200));
             }
         });
         Receive<GetCurrentRegions>(ask => _workers.Tell(ask, Self));
-        ReceiveAny(message => _log.Debug("coordinator waiting for members ignores {0}", message.GetType().Name));
-    }
-
-    /// <summary>
-    /// Shard allocations made concurrently all see the same (empty) allocation table and land on one node; started one
-    /// after the other, the least-shards strategy spreads the workers over the nodes.
-    /// </summary>
-    private void StartWorkers()
-    {
-        _phase = Phase.StartingWorkers;
-        var next = 0;
-        _outbox.StartWorker(_workerIds[next]);
-        StartWaiting(() => _outbox.StartWorker(_workerIds[next]), () => "starting the workers");
-        Become(() =>
+        Receive<StatisticsResult>(r => r.RunId == _runId && _preparation.AwaitsStatistics(r.Chunk) && FromMember(r), result =>
         {
-            Receive<WorkerStarted>(started =>
+            if (!_preparation.HasShape(result))
             {
-                if (started.RunId != _runId || started.WorkerId != _workerIds[next])
-                {
-                    return;
-                }
-                _view.Place(started.WorkerId, started.NodeAddress);
-                _membership.Snapshot(Step);
-                if (++next < _workerIds.Length)
-                {
-                    _outbox.StartWorker(_workerIds[next]);
-                }
-                else
-                {
-                    StartStatistics();
-                }
-            });
-            Common();
-            ReceiveAny(_ => { });
-        });
-    }
-
-    private void StartStatistics()
-    {
-        _phase = Phase.Statistics;
-        _log.Info("run {0}: {1} members, {2} workers", _runId, _view.Members.Count, _workerIds.Length);
-        var round = new StatisticsRound(_spec.RawData.Train);
-        _outbox.Statistics(_work.Spread(round.Missing), round.ChunkRows);
-        StartWaiting(() => _outbox.Statistics(_work.Spread(round.Missing), round.ChunkRows), () => "feature statistics");
-        Become(() =>
-        {
-            Common();
-            Receive<StatisticsResult>(result =>
+                Senders.Drop(_log, result, Sender, $"statistics of chunk {result.Chunk} with the wrong shape");
+                return;
+            }
+            _wait.Progressed(DateTime.UtcNow);
+            if (_preparation.Statistics(result) is not null)
             {
-                if (result.RunId != _runId || !round.IsAwaited(result.Chunk) || !FromMember(result))
-                {
-                    return;
-                }
-                if (!round.HasShape(result.Chunk, result.Count, result.Mean.Length, result.M2.Length))
-                {
-                    Senders.Drop(_log, result, Sender, $"statistics of chunk {result.Chunk} with the wrong shape");
-                    return;
-                }
-                _wait.Progressed(DateTime.UtcNow);
-                if (round.Add(result.Chunk, new FeatureStatistics(result.Count, result.Mean, result.M2)) is { } normaliser)
-                {
-                    AwaitSetup(normaliser);
-                }
-            });
-            ReceiveAny(_ => { });
+                StartWaiting(_preparation.Nudge, () => _preparation.Waiting);
+            }
         });
-    }
-
-    /// <summary>
-    /// The normaliser goes to every node's cache, each of which normalises its node's data once; this node's cache
-    /// answers with the setup it built, which the coordinator trains with.
-    /// </summary>
-    private void AwaitSetup(FeatureNormaliser normaliser)
-    {
-        _phase = Phase.Setup;
-        _normaliser = normaliser;
-        foreach (var cache in _view.Caches.Values.Append(_localCache).Distinct())
-        {
-            _outbox.Normaliser(cache, normaliser);
-        }
-        StartWaiting(() => _outbox.Normaliser(_localCache, normaliser), () => "this node's setup");
-        Become(() =>
-        {
-            Common();
-            // SetupReady is a local message (it holds this node's data): only this process can send it.
-            Receive<SetupReady>(ready => StartTraining(ready.Setup));
-            ReceiveAny(_ => { });
-        });
+        // SetupReady is a local message (it holds this node's data): only this process can send it.
+        Receive<SetupReady>(_ => _preparation.Current == Preparation.Stage.Setup, ready => StartTraining(ready.Setup));
+        ReceiveAny(message => _log.Debug("coordinator preparing ignores {0}", message.GetType().Name));
     }
 
     private void StartTraining(TrainingSetup setup)
     {
-        _setup = setup;
-        _state = Resume.RestoreOrStart(setup, _faults, _log, _cluster.SelfAddress.ToString(), out _resumedFrom);
-        _progress = new RunProgress(setup, _run, _faults, _context.Progress);
-        _outbox.Timings = _progress.Timings;
+        var state = Resume.RestoreOrStart(setup, _faults, _log, _cluster.SelfAddress.ToString(), out _resumedFrom);
+        var progress = new RunProgress(setup, _run, _faults, _context.Progress);
+        _outbox.Timings = progress.Timings;
         _round = new StepRound(_runId, setup, _work, _verifier, _faults, _context.Pool, _log);
-        _run.Info("run-started", $"training steps {_state.Step}..{setup.TotalSteps - 1}: {_workerIds.Length} workers, "
-                                 + $"nodes {_view.Members.Count}, coordinator on {_cluster.SelfAddress}", _state.Step);
-        _outbox.WeightsToAll(_published.Publish(_state.Step, _state.Weights, parametersWritten: false));
-        StartStep();
+        _training = new TrainingPhase(setup, state, _round, progress, _published, _work, _view, _membership, _run, _outbox, _wait);
+        _run.Info("run-started", $"training steps {state.Step}..{setup.TotalSteps - 1}: {_workerIds.Length} workers, "
+                                 + $"nodes {_view.Members.Count}, coordinator on {_cluster.SelfAddress}", state.Step);
+        Become(Training);
+        NextStage(_training.Start());
     }
 
-    // ---- training: steps, and an evaluation after each epoch ----
+    // ---- training: steps, and an evaluation after each epoch (see TrainingPhase) ----
 
-    private void StartStep()
+    private void Training()
     {
-        var (step, round) = (_state!.Step, _round!);
-        if (step >= _setup!.TotalSteps)
+        Receive<SliceResult>(_ => _training!.Current == TrainingPhase.Stage.Step, result =>
+        {
+            if (FromWorker(result, result.WorkerId) && _training!.Take(result, Sender))
+            {
+                NextStage(_training.Current);
+            }
+        });
+        Common();
+        Receive<EvaluationResult>(
+            r => r.RunId == _runId && _training!.AwaitsEvaluation(r.Version, r.Chunk) && FromMember(r),
+            result =>
+            {
+                if (_training!.Evaluated(result))
+                {
+                    NextStage(_training.Current);
+                }
+            });
+        ReceiveAny(_ => { });
+    }
+
+    /// <summary>A new stage waits with its own deadline; with no step left, the job is done.</summary>
+    private void NextStage(TrainingPhase.Stage stage)
+    {
+        if (stage == TrainingPhase.Stage.Done)
         {
             Finish();
             return;
         }
-        _phase = Phase.Step;
-        _progress!.BeginStep();
-        var version = _published.Current!.Version;
-        _outbox.Compute(round.Begin(step, version, DateTime.UtcNow, _view.PlacementOf), step, version);
-        StartWaiting(() => _outbox.Compute(round.Speculate(DateTime.UtcNow), step, version), () => $"step {step}",
-            _progress.Timings.StragglerDelay(_spec.Tuning));
-        Become(() =>
-        {
-            Receive<SliceResult>(OnSliceResult);
-            Common();
-            ReceiveAny(_ => { });
-        });
-    }
-
-    private void OnSliceResult(SliceResult result)
-    {
-        if (!FromWorker(result, result.WorkerId))
-        {
-            return;
-        }
-        var intake = _round!.Take(result, DateTime.UtcNow);
-        if (intake.ExcludedAfter is { } strikes)
-        {
-            _run.WorkerExcluded(result.WorkerId, _round.Step, $"returned non-finite gradients {strikes} times");
-            _membership.Snapshot(Step);
-        }
-        _outbox.Compute(intake.Recompute, _round.Step, _published.Current!.Version);
-        if (!intake.Taken)
-        {
-            return;
-        }
-        _wait.Progressed(DateTime.UtcNow);
-        _outbox.Received(Sender, result.Sum.Length);
-        _progress!.Timings.Computed(result.ComputeSeconds);
-        if (intake.Complete)
-        {
-            ApplyStep(_state!);
-        }
-    }
-
-    private void ApplyStep(TrainingState state)
-    {
-        StopWaiting();
-        var applyClock = Stopwatch.StartNew();
-        // The optimizer writes the new parameters into the next version's buffer as it updates them.
-        var report = state.Apply(_round!.Tree.Root, _setup!.Options.Batch, _setup.Options.Slices,
-            _published.ParametersOf(state.Step + 1, state.Weights));
-        _round.Tree.Reset();
-        _outbox.WeightsToAll(_published.Publish(state.Step, state.Weights, parametersWritten: true));
-        if (_progress!.Stepped(report, state, applyClock.Elapsed.TotalSeconds, _round, _work.Alive.Count, out var epoch))
-        {
-            StartEvaluation(new EvaluationRound(_setup.Data.Test.Count, _published.Current!.Version, epoch));
-        }
-        else
-        {
-            StartStep();
-        }
-    }
-
-    private void StartEvaluation(EvaluationRound round)
-    {
-        _phase = Phase.Evaluation;
-        _outbox.Evaluate(_work.Spread(round.Missing), round.Version);
-        StartWaiting(() => _outbox.Evaluate(_work.Spread(round.Missing), round.Version), () => $"evaluation after step {Step}");
-        Become(() =>
-        {
-            Common();
-            Receive<EvaluationResult>(result =>
-            {
-                if (result.RunId != _runId || !round.IsAwaited(result.Version, result.Chunk) || !FromMember(result))
-                {
-                    return;
-                }
-                _wait.Progressed(DateTime.UtcNow);
-                if (round.Add(result.Chunk, result.LossSum, result.Correct) is { } test)
-                {
-                    StopWaiting();
-                    _progress!.Evaluated(Step - 1, round.Epoch, test);
-                    StartStep();
-                }
-            });
-            ReceiveAny(_ => { });
-        });
+        var training = _training!;
+        StartWaiting(training.Nudge, () => training.Waiting, training.FirstNudge(_spec.Tuning));
     }
 
     // ---- waiting with deadlines: never hang ----
@@ -511,12 +378,10 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private void GiveUp(string what)
     {
         var message = $"no progress on {what} for {_spec.Tuning.WorkerWait.TotalSeconds:F0} s with {_work.Alive.Count} of {_workerIds.Length} workers alive";
-        string? resumeFrom = null;
-        if (_setup?.Options.CheckpointDir is { } dir && _state is not null)
+        var resumeFrom = _training?.Checkpoint();
+        if (resumeFrom is not null)
         {
-            _run.Checkpoint(new CheckpointStore(dir).Save(_setup, _state), _state.Step);
-            message += $"; checkpointed step {_state.Step} in {dir}";
-            resumeFrom = dir;
+            message += $"; checkpointed step {Step} in {resumeFrom}";
         }
         Fail(message, resumeFrom);
     }
@@ -526,10 +391,9 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private void Finish()
     {
         StopWaiting();
-        _phase = Phase.Ended;
         try
         {
-            _context.Ended(_progress!.Finish(_state!, _view, _work, _workerIds.Length, _resumedFrom, _spec.Outputs));
+            _context.Ended(_training!.Progress.Finish(_training.State, _view, _work, _workerIds.Length, _resumedFrom, _spec.Outputs));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -557,7 +421,6 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     /// <summary>The job stops here; <paramref name="resumeFrom"/> is the checkpoint folder it can resume from, if any.</summary>
     private void Fail(string message, string? resumeFrom = null)
     {
-        _phase = Phase.Ended;
         _log.Error("training failed: {0}", message);
         _run.Info("run-failed", message, Step);
         _run.Close(_faults);
