@@ -245,13 +245,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     }
 
     /// <summary>Lost workers' slices go to live workers at once (in a step; in other phases there is nothing to move).</summary>
-    private void WorkersLost(IReadOnlyList<string> workers)
-    {
-        foreach (var worker in workers)
-        {
-            _training?.WorkerLost(worker);
-        }
-    }
+    private void WorkersLost(IReadOnlyList<string> workers) => _training?.WorkersLost(workers);
 
     // ---- before training: members, the workers, the feature statistics, this node's setup (see Preparation) ----
 

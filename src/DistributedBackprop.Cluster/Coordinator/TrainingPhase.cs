@@ -57,10 +57,10 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
         }
     }
 
-    /// <summary>A lost worker's slices go to live workers at once (in an evaluation, the re-send covers its chunks).</summary>
-    public void WorkerLost(string worker)
+    /// <summary>Lost workers' slices go to live workers at once (in an evaluation, the re-send covers their chunks).</summary>
+    public void WorkersLost(IEnumerable<string> workers)
     {
-        if (Current == Stage.Step)
+        foreach (var worker in workers.Where(_ => Current == Stage.Step))
         {
             outbox.Compute(round.WorkerLost(worker), round.Step, published.Current!.Version);
         }
