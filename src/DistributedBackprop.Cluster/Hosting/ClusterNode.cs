@@ -206,6 +206,10 @@ public sealed class ClusterNode : IAsyncDisposable
         // and the hand-offs as the job ends all stalled on the 5 s update timeout until the lost node was removed. The
         // timeout itself is 2 s (a write on a healthy cluster takes milliseconds; a failed one is retried): the last
         // node's shard coordinator still waited out one failed write as it stopped at the job's end.
+        // down-all-when-unstable off: Akka downs every node when reachability keeps changing for stable-after plus 3/4 of
+        // it (7 s here). Under a burst of faults (a node killed, another cut off for 2 s, a restarted node joining) that
+        // ended the whole job although a majority was alive; keep-majority decides once the picture is stable instead,
+        // and the step loop goes on meanwhile (an unreachable node's workers lose their slices to live ones).
         // Singleton hand-over: a leaving oldest node offers its singletons to the next oldest member for (retries - 3)
         // × 500 ms, then stops them anyway. Akka's 15 retries made the coordinator's node, leaving last at the job's end,
         // spend 6 s offering them to a member that was downed (a node frozen until the end) but not yet removed. A live
@@ -226,6 +230,7 @@ public sealed class ClusterNode : IAsyncDisposable
                 akka.cluster.downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
                 akka.cluster.split-brain-resolver.active-strategy = keep-majority
                 akka.cluster.split-brain-resolver.stable-after = {{(int)settings.StableAfter.TotalMilliseconds}}ms
+                akka.cluster.split-brain-resolver.down-all-when-unstable = off
                 akka.cluster.down-removal-margin = {{(int)settings.DownRemovalMargin.TotalMilliseconds}}ms
                 akka.cluster.singleton.hand-over-retry-interval = 500ms
                 akka.cluster.singleton.min-number-of-hand-over-retries = 6

@@ -216,7 +216,10 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
             {
                 continue;
             }
-            var chaosVictim = node.KilledByChaos || (_chaos is not null && node.ExitCode != 2);
+            // A restarted node whose old port was taken meanwhile is started again on a new one.
+            var portTaken = node.ExitCode == 2 && _respawned.Contains(node)
+                            && node.LastError?.StartsWith("--port:", StringComparison.Ordinal) == true;
+            var chaosVictim = node.KilledByChaos || (_chaos is not null && node.ExitCode != 2) || portTaken;
             if (!chaosVictim)
             {
                 return Failed(node);
@@ -225,19 +228,24 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
                              + (launch.Respawn ? $"; starting it again in {launch.RespawnDelay.TotalSeconds:F1} s" : ""));
             if (launch.Respawn)
             {
-                _ = RespawnLater(node.Index, cancel);
+                _ = RespawnLater(node, portTaken ? 0 : PortOf(node), cancel);
             }
         }
     }
 
     private int _incarnations;
     private volatile bool _jobDone;
+    private readonly HashSet<NodeProcess> _respawned = [];
 
     /// <summary>
-    /// Starts node-K again after the respawn delay, joining through whichever nodes still run; not once the job is done
-    /// (a node downed as the job ended, say one frozen until then, has no cluster left to rejoin).
+    /// Starts node-K again after the respawn delay, as a StatefulSet restarts a pod: at the address it had (so the
+    /// cluster replaces the old incarnation at once instead of keeping it as an unreachable member until the Split Brain
+    /// Resolver downs it, where it counts against the live nodes), with node-0's address as its first seed and then
+    /// whichever nodes still run. node-0, restarted, is its own first seed: it joins the cluster if any node answers,
+    /// and founds a new one otherwise (every node was lost), which the others then join; the new coordinator resumes from
+    /// the newest checkpoint. Not once the job is done (a node downed as the job ended has no cluster left to rejoin).
     /// </summary>
-    private async Task RespawnLater(int index, CancellationToken cancel)
+    private async Task RespawnLater(NodeProcess dead, int port, CancellationToken cancel)
     {
         await Task.Delay(launch.RespawnDelay, cancel);
         lock (_nodes)
@@ -246,12 +254,22 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
             {
                 return;
             }
-            var live = _nodes.Where(n => !n.HasExited && n.Address is not null).Select(n => n.Address!).ToList();
-            var seeds = string.Join(',', live.Count > 0 ? live : [_seed]);
-            _nodes.Add(StartNode(index, 0, seeds, ++_incarnations));
+            if (dead.Index == 0 && port == 0)
+            {
+                _seed = "";
+            }
+            var live = _nodes.Where(n => !n.HasExited && n.Address is not null && n.Address != _seed).Select(n => n.Address!);
+            var seeds = string.Join(',', (_seed.Length > 0 ? [_seed] : Array.Empty<string>()).Concat(live));
+            var node = StartNode(dead.Index, port, seeds, ++_incarnations);
+            _respawned.Add(node);
+            _nodes.Add(node);
         }
         _changed.TrySetResult();
     }
+
+    /// <summary>The port a node listened on (from its address), or 0 when it never said.</summary>
+    private static int PortOf(NodeProcess node) =>
+        node.Address is { } address && int.TryParse(address.AsSpan(address.LastIndexOf(':') + 1), out var port) ? port : 0;
 
     private int Failed(NodeProcess node)
     {

@@ -41,4 +41,37 @@ public sealed class ChaosTests
         Assert.Contains(faultEvents, f => (string?)f["type"] == "nan-gradient" && f["recovery_s"] is not null);
         Assert.Contains(faultEvents, f => (string?)f["type"] is "worker-lost" or "straggler");
     }
+
+    /// <summary>
+    /// node-1 killed, node-0 cut off, then node-0 killed, all within a few seconds. node-1's new incarnation takes its
+    /// old address, so the cluster drops the old one at once: node-2 and the new node-1 keep the majority when node-0
+    /// dies. (With the restarted node on a new address, the old incarnation still counted as an unreachable member, node-2
+    /// found itself 1 of 3, downed itself, and the restarted nodes, whose seeds were all gone, exited 2.)
+    /// </summary>
+    [Fact]
+    public void A_kill_a_partition_and_a_second_kill_close_together_end_with_the_fault_free_weights()
+    {
+        AssertRecovers("kill:node-1@17,partition:node-0@25/2s,kill:node-0@99");
+    }
+
+    /// <summary>
+    /// Two of three nodes killed a few steps apart: the survivor is a minority and downs itself. Every node is started
+    /// again; node-0, its own first seed, founds a new cluster when no one answers, the others join it, and the new
+    /// coordinator resumes from the newest checkpoint.
+    /// </summary>
+    [Fact]
+    public void Two_of_three_nodes_killed_together_lose_the_majority_and_the_restarted_cluster_resumes_to_the_same_weights()
+    {
+        AssertRecovers("kill:node-2@54,kill:node-0@57");
+    }
+
+    private static void AssertRecovers(string schedule)
+    {
+        using var temp = new TempFolder();
+        var oracle = Distbp.RunIn(temp.Path, ["train", "--workers", "1", .. Work]);
+        Assert.True(oracle.ExitCode == 0, oracle.ToString());
+        var chaos = Distbp.RunIn(temp.Path, ["simulate", "--nodes", "3", .. Work, "--chaos", schedule]);
+        Assert.True(chaos.ExitCode == 0, chaos.ToString());
+        Assert.Equal(oracle.WeightsSha256, chaos.WeightsSha256);
+    }
 }
