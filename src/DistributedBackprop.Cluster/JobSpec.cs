@@ -67,6 +67,12 @@ public sealed record CoordinatorTuning
     public double StragglerFactor { get; init; } = 3;
     /// <summary>…but never sooner than this after the step started.</summary>
     public TimeSpan MinStragglerDelay { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// Once half of a step's slices are in, the rest get copies after StragglerFactor × the time that took, but not
+    /// sooner than this: a node slower than the others by less than the straggler deadline would otherwise set the pace
+    /// of every step (one slowed by 500 ms a reply made 10 ms steps take 500 ms).
+    /// </summary>
+    public TimeSpan MinTailDelay { get; init; } = TimeSpan.FromMilliseconds(100);
     /// <summary>With no progress for this long (too few workers), checkpoint and exit 1 with the resume command.</summary>
     public TimeSpan WorkerWait { get; init; } = TimeSpan.FromSeconds(60);
     /// <summary>

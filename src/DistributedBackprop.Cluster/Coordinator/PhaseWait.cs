@@ -37,6 +37,9 @@ public sealed class PhaseWait
         return _waitingPhase;
     }
 
+    /// <summary>The current wait's number (a tick for it may be re-armed sooner).</summary>
+    public int Current => _waitingPhase;
+
     /// <summary>Something the wait is for arrived: the deadline starts again.</summary>
     public void Progressed(DateTime now) => _lastProgress = now;
 

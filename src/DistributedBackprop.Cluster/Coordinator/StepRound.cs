@@ -62,7 +62,7 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
         foreach (var worker in work.Silent.Where(w => !silentBefore.Contains(w)))
         {
             faults.Add("worker-silent", step, $"{worker}@{placementOf(worker) ?? "?"}",
-                $"no answer to its last step; left out of the next steps until it answers (at most {WorkAssignment.SilenceGrace.TotalSeconds:F0} s)",
+                $"no answer to its last step in time; left out of the next steps for {WorkAssignment.SilenceGrace.TotalSeconds:F0} s",
                 worker, placementOf(worker));
         }
         return plan;

@@ -23,6 +23,9 @@ public sealed class StepTimings(TimeProvider? clock = null)
     public long BytesSent { get; private set; }
     public long StepsRun { get; private set; }
 
+    /// <summary>How long the current step has run.</summary>
+    public TimeSpan SinceStepStart => _clock.GetElapsedTime(_stepStart);
+
     /// <summary>The slowest worker's compute time in the current step.</summary>
     public double StepCompute => _stepCompute;
 

@@ -309,9 +309,17 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     {
         Receive<SliceResult>(_ => _training!.Current == TrainingPhase.Stage.Step, result =>
         {
-            if (FromWorker(result, result.WorkerId) && _training!.Take(result, Sender))
+            if (!FromWorker(result, result.WorkerId))
+            {
+                return;
+            }
+            if (_training!.Take(result, Sender))
             {
                 NextStage(_training.Current);
+            }
+            else if (_training.TailDeadline(_spec.Tuning) is { } tail)
+            {
+                Timers.StartSingleTimer("tick", new Tick(_wait.Current), tail);
             }
         });
         Common();

@@ -20,6 +20,7 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
     public enum Stage { Step, Evaluation, Done }
 
     private EvaluationRound? _evaluation;
+    private bool _tailTimed;
 
     public Stage Current { get; private set; } = Stage.Step;
 
@@ -94,6 +95,24 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
         return true;
     }
 
+    /// <summary>
+    /// Once half of the step's slices are in (the first time in the step): when the rest should get copies —
+    /// <see cref="CoordinatorTuning.StragglerFactor"/> × the time the first half took, at least
+    /// <see cref="CoordinatorTuning.MinTailDelay"/> — if that is sooner than the step's straggler deadline; else null.
+    /// </summary>
+    public TimeSpan? TailDeadline(CoordinatorTuning tuning)
+    {
+        if (Current != Stage.Step || _tailTimed || 2 * Enumerable.Range(0, setup.Options.Slices).Count(round.Tree.IsCovered) < setup.Options.Slices)
+        {
+            return null;
+        }
+        _tailTimed = true;
+        var tail = TimeSpan.FromSeconds(tuning.StragglerFactor * progress.Timings.SinceStepStart.TotalSeconds);
+        tail = tail < tuning.MinTailDelay ? tuning.MinTailDelay : tail;
+        var deadline = progress.Timings.StragglerDelay(tuning) - progress.Timings.SinceStepStart;
+        return tail < deadline ? tail : null;
+    }
+
     /// <summary>True for an evaluation result that is awaited now.</summary>
     public bool AwaitsEvaluation(long version, int chunk) =>
         Current == Stage.Evaluation && _evaluation!.IsAwaited(version, chunk);
@@ -147,6 +166,7 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
             return Current = Stage.Done;
         }
         progress.BeginStep();
+        _tailTimed = false;
         var version = published.Current!.Version;
         outbox.Compute(round.Begin(state.Step, version, DateTime.UtcNow, view.PlacementOf), state.Step, version);
         return Current = Stage.Step;

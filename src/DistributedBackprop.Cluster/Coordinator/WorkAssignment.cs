@@ -97,12 +97,12 @@ public sealed class WorkAssignment
         }
     }
 
-    /// <summary>Any result from <paramref name="worker"/>, late or not: it is working.</summary>
-    public void Answered(string worker)
-    {
-        _answered.Add(worker);
-        _silentSince.Remove(worker);
-    }
+    /// <summary>
+    /// Any result from <paramref name="worker"/>, late or not: it is working, and is not made silent for this step. A
+    /// silent worker stays out until the grace is over even when its late result comes: it is slow, and back in at once
+    /// it would cost every other step the straggler deadline (a node slowed by 500 ms a reply made a 12 s run take 60 s).
+    /// </summary>
+    public void Answered(string worker) => _answered.Add(worker);
 
     /// <summary>
     /// Cuts the step's slices into contiguous runs, one per live worker that is not silent (all live ones if every one

@@ -103,6 +103,34 @@ public sealed class TrainingPhaseTests : TestKit
         Assert.DoesNotContain(copies, j => j.WorkerId == "worker-1");
     }
 
+    [Fact]
+    public void Once_half_the_slices_are_in_the_rest_get_a_deadline_of_their_own_once_a_step()
+    {
+        var tuning = new CoordinatorTuning();
+        _training.Start();
+        var weights = _cache.ExpectMsg<WeightsVersion>(Patience);
+        var jobs = ReceiveJobs().OrderBy(j => j.FirstSlice).ToList();
+        Assert.Null(_training.TailDeadline(tuning));
+
+        // worker-0 holds slices 0..1, worker-1 2..4: with both in, 5 of 8 are covered.
+        foreach (var job in jobs.Take(2))
+        {
+            foreach (var (node, sum) in SubtreeSums(_setup, new ModelWeights(weights.Parameters, weights.Buffers), 0,
+                         job.FirstSlice, job.FirstSlice + job.SliceCount))
+            {
+                Assert.False(_training.Take(new SliceResult(Run, 0, 0, node.Level, node.Index, sum, job.WorkerId, 0.001), TestActor));
+            }
+            if (job.FirstSlice == 0)
+            {
+                Assert.Null(_training.TailDeadline(tuning)); // 2 of 8
+            }
+        }
+        var tail = _training.TailDeadline(tuning);
+        Assert.NotNull(tail);
+        Assert.InRange(tail.Value, tuning.MinTailDelay, tuning.ResendAfter);
+        Assert.Null(_training.TailDeadline(tuning));
+    }
+
     /// <summary>The step's jobs, until they cover <paramref name="slices"/> slices.</summary>
     private List<ComputeSlices> ReceiveJobs(int slices = 8)
     {

@@ -3,7 +3,7 @@ using Xunit;
 
 namespace DistributedBackprop.Cluster.Tests.Protocol;
 
-/// <summary>Who gets which slices: a worker that went silent is left out of the next steps until it answers.</summary>
+/// <summary>Who gets which slices: a worker that went silent is left out of the next steps for a grace period.</summary>
 public sealed class WorkAssignmentTests
 {
     private static readonly DateTime T0 = new(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
@@ -42,7 +42,7 @@ public sealed class WorkAssignmentTests
     }
 
     [Fact]
-    public void A_late_result_from_a_silent_worker_brings_it_back()
+    public void A_late_result_from_a_silent_worker_does_not_bring_it_back_before_the_grace_period()
     {
         var work = ThreeWorkers();
         work.BeginStep(T0);
@@ -50,11 +50,15 @@ public sealed class WorkAssignmentTests
         work.BeginStep(T0.AddMilliseconds(30));
         AllAnswerExcept(work);
 
-        work.Answered("worker-2"); // its stale result for the first step arrives
+        work.Answered("worker-2"); // its stale result for the first step arrives: it is slow, not gone
         var next = work.BeginStep(T0.AddMilliseconds(60));
 
+        Assert.Equal(["worker-2"], work.Silent);
+        Assert.Equal(["worker-0", "worker-1"], next.Select(a => a.Worker));
+        AllAnswerExcept(work);
+        var later = work.BeginStep(T0 + WorkAssignment.SilenceGrace + TimeSpan.FromMilliseconds(30));
         Assert.Empty(work.Silent);
-        Assert.Equal(3, next.Count);
+        Assert.Contains(later, a => a.Worker == "worker-2");
     }
 
     [Fact]
