@@ -216,13 +216,22 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
             {
                 continue;
             }
-            // A restarted node whose old port was taken meanwhile is started again on a new one.
-            var portTaken = node.ExitCode == 2 && _respawned.Contains(node)
-                            && node.LastError?.StartsWith("--port:", StringComparison.Ordinal) == true;
-            var chaosVictim = node.KilledByChaos || (_chaos is not null && node.ExitCode != 2) || portTaken;
+            // A restarted node runs with arguments that worked before: when it exits 2, what it met was the faults (its
+            // old port taken meanwhile, no seed up yet), not bad input, and it is started again (on a new port when its
+            // old one was taken). A fault is never exit 2.
+            var restartFailed = node.ExitCode == 2 && _respawned.Contains(node);
+            var portTaken = restartFailed && node.LastError?.StartsWith("--port:", StringComparison.Ordinal) == true;
+            var chaosVictim = node.KilledByChaos || (_chaos is not null && node.ExitCode != 2) || restartFailed;
             if (!chaosVictim)
             {
                 return Failed(node);
+            }
+            _restarts[node.Index] = _restarts.GetValueOrDefault(node.Index) + 1;
+            if (_restarts[node.Index] > MaxRestarts)
+            {
+                errors.WriteLine($"distbp: {node.Name} was started again {MaxRestarts} times and exited each time (log: {node.LogPath}); "
+                                 + $"giving up. resume with: distbp simulate --resume {launch.RunDir}");
+                return 1;
             }
             output.WriteLine($"chaos: {node.Name} exited with code {node.ExitCode}"
                              + (launch.Respawn ? $"; starting it again in {launch.RespawnDelay.TotalSeconds:F1} s" : ""));
@@ -233,7 +242,11 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
         }
     }
 
+    /// <summary>How often one node is started again before the launcher gives up on the job (exit 1).</summary>
+    public const int MaxRestarts = 10;
+
     private int _incarnations;
+    private readonly Dictionary<int, int> _restarts = [];
     private volatile bool _jobDone;
     private readonly HashSet<NodeProcess> _respawned = [];
 
