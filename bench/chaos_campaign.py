@@ -98,7 +98,9 @@ def main():
     args = parser.parse_args()
 
     work = QUICK_WORK if args.quick else BENCH_WORK
-    out = args.out or tempfile.mkdtemp(prefix=time.strftime("chaos-%Y%m%d-%H%M%S-"), dir=os.path.join(ROOT, "bench/results"))
+    results = os.path.join(ROOT, "bench/results")
+    os.makedirs(results, exist_ok=True)
+    out = args.out or tempfile.mkdtemp(prefix=time.strftime("chaos-%Y%m%d-%H%M%S-"), dir=results)
     os.makedirs(out, exist_ok=True)
     code, clean_wall, clean = run(work, args.nodes, "", os.path.join(out, "fault-free"), bound=600)
     if clean is None:
