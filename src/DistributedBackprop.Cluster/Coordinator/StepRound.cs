@@ -40,6 +40,9 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
 
     public GradientTreeReducer Tree { get; } = new(setup.Options.Slices, pool);
 
+    /// <summary>How many of the step's slices the tree holds so far.</summary>
+    public int CoveredSlices { get; private set; }
+
     /// <summary>Per slice, the worker whose sum was used.</summary>
     public IReadOnlyList<string?> SliceWorkers => _sliceWorkers;
 
@@ -55,6 +58,7 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
         Step = step;
         _version = version;
         Array.Clear(_sliceWorkers);
+        CoveredSlices = 0;
         _stragglers.Clear();
         verifier.Expire(now);
         var silentBefore = work.Silent.ToHashSet();
@@ -124,6 +128,7 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
             verifier.Remember(result.Step, node, result.WorkerId, result.Sum, now);
         }
         Tree.Add(node, result.Sum);
+        CoveredSlices += end - first;
         Array.Fill(_sliceWorkers, result.WorkerId, first, end - first);
         return Tree.IsComplete ? Intake.Completed : Intake.Added;
     }

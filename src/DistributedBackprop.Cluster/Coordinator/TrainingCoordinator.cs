@@ -296,7 +296,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var progress = new RunProgress(setup, _run, _faults, _context.Progress);
         _outbox.Timings = progress.Timings;
         _round = new StepRound(_runId, setup, _work, _verifier, _faults, _context.Pool, _log);
-        _training = new TrainingPhase(setup, state, _round, progress, _published, _work, _view, _membership, _run, _outbox, _wait);
+        _training = new TrainingPhase(setup, state, _round, progress, _published, _work, _view, _membership, _run, _outbox, _wait, _spec.Tuning);
         _run.Info("run-started", $"training steps {state.Step}..{setup.TotalSteps - 1}: {_workerIds.Length} workers, "
                                  + $"nodes {_view.Members.Count}, coordinator on {_cluster.SelfAddress}", state.Step);
         Become(Training);
@@ -317,7 +317,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             {
                 NextStage(_training.Current);
             }
-            else if (_training.TailDeadline(_spec.Tuning) is { } tail)
+            else if (_training.TailDeadline() is { } tail)
             {
                 Timers.StartSingleTimer("tick", new Tick(_wait.Current), tail);
             }
@@ -344,7 +344,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             return;
         }
         var training = _training!;
-        StartWaiting(training.Nudge, () => training.Waiting, training.FirstNudge(_spec.Tuning));
+        StartWaiting(training.Nudge, () => training.Waiting, training.FirstNudge);
     }
 
     // ---- waiting with deadlines: never hang ----

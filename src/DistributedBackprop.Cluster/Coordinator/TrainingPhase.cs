@@ -15,12 +15,13 @@ namespace DistributedBackprop.Cluster.Coordinator;
 /// </summary>
 public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, StepRound round, RunProgress progress,
     PublishedWeights published, WorkAssignment work, ClusterView view, Membership membership, RunRecorder run,
-    CoordinatorOutbox outbox, PhaseWait wait)
+    CoordinatorOutbox outbox, PhaseWait wait, CoordinatorTuning tuning)
 {
     public enum Stage { Step, Evaluation, Done }
 
     private EvaluationRound? _evaluation;
     private bool _tailTimed;
+    private TimeSpan _stragglerDelay;
 
     public Stage Current { get; private set; } = Stage.Step;
 
@@ -42,8 +43,7 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
     /// When the first nudge of the current stage is due: a step's stragglers are waited for as long as steps usually
     /// take (see <see cref="StepTimings.StragglerDelay"/>); an evaluation re-sends after the usual time.
     /// </summary>
-    public TimeSpan FirstNudge(CoordinatorTuning tuning) =>
-        Current == Stage.Step ? progress.Timings.StragglerDelay(tuning) : tuning.ResendAfter;
+    public TimeSpan FirstNudge => Current == Stage.Step ? _stragglerDelay : tuning.ResendAfter;
 
     /// <summary>Speculates on a step's stragglers, or re-sends an evaluation's missing chunks.</summary>
     public void Nudge()
@@ -100,17 +100,17 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
     /// <see cref="CoordinatorTuning.StragglerFactor"/> × the time the first half took, at least
     /// <see cref="CoordinatorTuning.MinTailDelay"/> — if that is sooner than the step's straggler deadline; else null.
     /// </summary>
-    public TimeSpan? TailDeadline(CoordinatorTuning tuning)
+    public TimeSpan? TailDeadline()
     {
-        if (Current != Stage.Step || _tailTimed || 2 * Enumerable.Range(0, setup.Options.Slices).Count(round.Tree.IsCovered) < setup.Options.Slices)
+        if (Current != Stage.Step || _tailTimed || 2 * round.CoveredSlices < setup.Options.Slices)
         {
             return null;
         }
         _tailTimed = true;
-        var tail = TimeSpan.FromSeconds(tuning.StragglerFactor * progress.Timings.SinceStepStart.TotalSeconds);
+        var elapsed = progress.Timings.SinceStepStart;
+        var tail = TimeSpan.FromSeconds(tuning.StragglerFactor * elapsed.TotalSeconds);
         tail = tail < tuning.MinTailDelay ? tuning.MinTailDelay : tail;
-        var deadline = progress.Timings.StragglerDelay(tuning) - progress.Timings.SinceStepStart;
-        return tail < deadline ? tail : null;
+        return tail < _stragglerDelay - elapsed ? tail : null;
     }
 
     /// <summary>True for an evaluation result that is awaited now.</summary>
@@ -167,6 +167,7 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
         }
         progress.BeginStep();
         _tailTimed = false;
+        _stragglerDelay = progress.Timings.StragglerDelay(tuning);
         var version = published.Current!.Version;
         outbox.Compute(round.Begin(state.Step, version, DateTime.UtcNow, view.PlacementOf), state.Step, version);
         return Current = Stage.Step;

@@ -40,7 +40,7 @@ public sealed class TrainingPhaseTests : TestKit
         var pool = new BufferPool(_setup.Network.ResultLength, 32);
         var round = new StepRound(Run, _setup, _work, new ResultVerifier(TimeSpan.FromSeconds(30)), _faults, pool, NoLogger.Instance);
         _training = new TrainingPhase(_setup, _setup.NewState(), round, new RunProgress(_setup, RunRecorder.None, _faults, null),
-            new PublishedWeights(Run), _work, _view, membership, RunRecorder.None, outbox, _wait);
+            new PublishedWeights(Run), _work, _view, membership, RunRecorder.None, outbox, _wait, new CoordinatorTuning());
     }
 
     [Fact]
@@ -110,7 +110,7 @@ public sealed class TrainingPhaseTests : TestKit
         _training.Start();
         var weights = _cache.ExpectMsg<WeightsVersion>(Patience);
         var jobs = ReceiveJobs().OrderBy(j => j.FirstSlice).ToList();
-        Assert.Null(_training.TailDeadline(tuning));
+        Assert.Null(_training.TailDeadline());
 
         // worker-0 holds slices 0..1, worker-1 2..4: with both in, 5 of 8 are covered.
         foreach (var job in jobs.Take(2))
@@ -122,13 +122,13 @@ public sealed class TrainingPhaseTests : TestKit
             }
             if (job.FirstSlice == 0)
             {
-                Assert.Null(_training.TailDeadline(tuning)); // 2 of 8
+                Assert.Null(_training.TailDeadline()); // 2 of 8
             }
         }
-        var tail = _training.TailDeadline(tuning);
+        var tail = _training.TailDeadline();
         Assert.NotNull(tail);
         Assert.InRange(tail.Value, tuning.MinTailDelay, tuning.ResendAfter);
-        Assert.Null(_training.TailDeadline(tuning));
+        Assert.Null(_training.TailDeadline());
     }
 
     /// <summary>The step's jobs, until they cover <paramref name="slices"/> slices.</summary>
