@@ -35,6 +35,17 @@ public sealed class JobSpec
 
     public int ThreadsPerWorker { get; }
 
+    /// <summary>
+    /// The most worker entities a job has: one shard each (the worker region's shard count), so that no two share one.
+    /// </summary>
+    public const int MaxWorkers = 100;
+
+    /// <summary>
+    /// Workers a node brings: --workers spread over the --min-nodes nodes the job starts with (rounded up). A node that
+    /// joins later adds as many; one that leaves takes them away, down to --workers, which the job never goes below.
+    /// </summary>
+    public int WorkersPerNode => Math.Max(1, (Options.Workers + Outputs.MinNodes - 1) / Math.Max(1, Outputs.MinNodes));
+
     /// <summary>The length of a slice result (gradients, loss and correct count).</summary>
     public int ResultLength => _network.Value.ResultLength;
 

@@ -31,6 +31,9 @@ public sealed class ClusterView(Address self)
     /// <summary>Caches of nodes whose options matched: what --min-nodes counts.</summary>
     public int AcceptedCaches => _caches.Keys.Count(a => _accepted.Contains(a.ToString()));
 
+    /// <summary>Members whose options matched: the nodes the job's worker count follows.</summary>
+    public int AcceptedMembers => _members.Count(m => _accepted.Contains(m.ToString()));
+
     public void MemberUp(Address node) => _members.Add(node);
 
     /// <summary>A member is reachable again: the workers on it that the caller may give work again.</summary>
@@ -91,6 +94,10 @@ public sealed class ClusterView(Address self)
 
     /// <summary>Where a worker runs, or null while unknown.</summary>
     public string? PlacementOf(string worker) => _placement.GetValueOrDefault(worker);
+
+    /// <summary>Whether the worker runs on a member that is unreachable now (and may come back with it).</summary>
+    public bool OnUnreachableMember(string worker) =>
+        _placement.TryGetValue(worker, out var node) && _unreachable.Any(m => m.ToString() == node);
 
     /// <summary>A member that is not unreachable: work may go there.</summary>
     public bool IsUsable(Address node) => _members.Contains(node) && !_unreachable.Contains(node);

@@ -58,6 +58,7 @@ public sealed class Preparation(JobSpec spec, IReadOnlyList<string> workerIds, C
             return false;
         }
         Current = Stage.Statistics;
+        membership.FollowNodes();
         _statistics = new StatisticsRound(spec.RawData.Train);
         Nudge();
         return true;

@@ -115,7 +115,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             Become(() => ReceiveAny(_ => { }));
             return;
         }
-        _membership = new Membership(_view, _work, _faults, _run, _workerIds, _runId, _spec.ConfigHash, _log);
+        _membership = new Membership(_view, _work, _faults, _run, _workerIds.Length, _spec.WorkersPerNode, _runId, _spec.ConfigHash, _log);
         _preparation = new Preparation(_spec, _workerIds, _view, _membership, _work, _outbox, _localCache,
             resuming: Resume.HasCheckpoint(_spec.Options));
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
@@ -229,9 +229,44 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             return;
         }
         Sender.Tell(_membership.Register(Senders.NodeOf(Sender, Context.System), node.ConfigHash, out var newlyAccepted));
-        if (newlyAccepted)
+        if (newlyAccepted && _training is not null)
+        {
+            GrowWhenRegionsKnown(attempt: 0);
+        }
+        else if (newlyAccepted)
         {
             RequestRegionsWhenEnoughNodes();
+        }
+    }
+
+    /// <summary>Asks for the shard regions; the workers a joining node brings start once its region is among them.</summary>
+    private sealed record Grow(int Attempt);
+
+    private void GrowWhenRegionsKnown(int attempt)
+    {
+        if (_membership.WantsMore)
+        {
+            _workers.Ask<CurrentRegions>(GetCurrentRegions.Instance, TimeSpan.FromSeconds(5))
+                .PipeTo(Self, success: regions => (regions, attempt), failure: _ => new Grow(attempt + 1));
+        }
+    }
+
+    /// <summary>
+    /// A node that joined (or the nodes beyond --min-nodes at the start) gets its workers when every accepted node's
+    /// region is known (a new worker's shard goes to the region with the fewest, the new node's); after 2 s of asking,
+    /// they start anyway (somewhere: a slice's sum is the same wherever it is computed).
+    /// </summary>
+    private void OnRegions(CurrentRegions regions, int attempt)
+    {
+        if (regions.Regions.Count < _view.AcceptedMembers && attempt < 10)
+        {
+            Timers.StartSingleTimer("grow", new Grow(attempt + 1), TimeSpan.FromMilliseconds(200));
+            return;
+        }
+        foreach (var worker in _membership.WorkersToStart())
+        {
+            _log.Info("starting {0}: {1} accepted nodes want {2} workers", worker, _view.AcceptedMembers, _membership.Wanted);
+            _outbox.StartWorker(worker);
         }
     }
 
@@ -300,6 +335,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _run.Info("run-started", $"training steps {state.Step}..{setup.TotalSteps - 1}: {_workerIds.Length} workers, "
                                  + $"nodes {_view.Members.Count}, coordinator on {_cluster.SelfAddress}", state.Step);
         Become(Training);
+        GrowWhenRegionsKnown(attempt: 0);
         NextStage(_training.Start());
     }
 
@@ -323,6 +359,8 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             }
         });
         Common();
+        Receive<Grow>(grow => GrowWhenRegionsKnown(grow.Attempt));
+        Receive<(CurrentRegions Regions, int Attempt)>(known => OnRegions(known.Regions, known.Attempt));
         Receive<EvaluationResult>(
             r => r.RunId == _runId && _training!.AwaitsEvaluation(r.Version, r.Chunk) && FromMember(r),
             result =>
@@ -379,7 +417,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
 
     private void GiveUp(string what)
     {
-        var message = $"no progress on {what} for {_spec.Tuning.WorkerWait.TotalSeconds:F0} s with {_work.Alive.Count} of {_workerIds.Length} workers alive";
+        var message = $"no progress on {what} for {_spec.Tuning.WorkerWait.TotalSeconds:F0} s with {_work.Alive.Count} of {_work.All.Count} workers alive";
         var resumeFrom = _training?.Checkpoint();
         if (resumeFrom is not null)
         {
@@ -395,7 +433,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         StopWaiting();
         try
         {
-            _context.Ended(_training!.Progress.Finish(_training.State, _view, _work, _workerIds.Length, _resumedFrom, _spec.Outputs));
+            _context.Ended(_training!.Progress.Finish(_training.State, _view, _work, _work.All.Count, _resumedFrom, _spec.Outputs));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -30,6 +30,21 @@ public sealed class WorkAssignment
 
     public int SliceCount { get; }
 
+    /// <summary>Every worker of the job, the ones a joining node brought included, in the order they were added.</summary>
+    public IReadOnlyList<string> All => _workers;
+
+    /// <summary>
+    /// A worker that a node joining mid-run brings: it gets no work (it counts as dead) until it says it started.
+    /// </summary>
+    public void Add(string worker)
+    {
+        if (!_workers.Contains(worker))
+        {
+            _workers.Add(worker);
+            _dead.Add(worker);
+        }
+    }
+
     /// <summary>Workers that may be given work: not on a lost node, not excluded.</summary>
     public IReadOnlyList<string> Alive => _workers.Where(w => !_dead.Contains(w) && !_excluded.ContainsKey(w)).ToList();
 

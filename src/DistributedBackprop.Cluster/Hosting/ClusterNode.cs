@@ -40,7 +40,7 @@ public sealed record ClusterNodeSettings
     public IReadOnlyList<string> Seeds { get; init; } = [];
     public IReadOnlyList<string> Roles { get; init; } = ["worker"];
     /// <summary>Shards of the worker region; fixed for the cluster's life (about 10 per node at most).</summary>
-    public int MaxShards { get; init; } = 100;
+    public int MaxShards { get; init; } = JobSpec.MaxWorkers;
     public string LogLevel { get; init; } = "WARNING";
 
     /// <summary>

@@ -15,18 +15,26 @@ public enum ChaosAction
     Slow,
     /// <summary>The node returns a NaN gradient once at the step.</summary>
     Nan,
+    /// <summary>A new node is started and joins the cluster (join:@STEP; it is node-N, node-N+1, … in join order).</summary>
+    Join,
+    /// <summary>The node leaves the cluster gracefully (SIGTERM) and is not started again.</summary>
+    Leave,
 }
 
-/// <summary>One fault to inject: ACTION:TARGET@STEP[/DURATION]; Node is null when the target is the coordinator.</summary>
+/// <summary>
+/// One fault to inject: ACTION:TARGET@STEP[/DURATION]; Node is null when the target is the coordinator, or for a join
+/// (which has no target: it starts a node).
+/// </summary>
 public sealed record ChaosEvent(ChaosAction Action, int? Node, long Step, TimeSpan Duration, string Text)
 {
-    public bool TargetsCoordinator => Node is null;
+    public bool TargetsCoordinator => Node is null && Action != ChaosAction.Join;
 }
 
 /// <summary>
 /// Parses <c>--chaos</c>: a comma-separated list of ACTION:TARGET@STEP[/DURATION], ACTION one of kill, stop, partition,
-/// slow, nan; TARGET node-K (launch order from 0) or coordinator; DURATION like 5s or 500ms (stop, partition and slow
-/// need one). Example: kill:node-2@30,stop:node-1@60/5s.
+/// slow, nan, leave; TARGET node-K (launch order from 0) or coordinator; DURATION like 5s or 500ms (stop, partition and
+/// slow need one); and join:@STEP, a new node (node-N for the first join of N nodes, then node-N+1, …). Example:
+/// kill:node-2@30,stop:node-1@60/5s,join:@80,leave:node-3@150.
 /// </summary>
 public static class ChaosSpec
 {
@@ -37,9 +45,12 @@ public static class ChaosSpec
         {
             return events;
         }
-        foreach (var raw in spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        var items = spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        // Joined nodes may be targets too.
+        var targets = nodes + items.Count(i => i.StartsWith("join:", StringComparison.Ordinal));
+        foreach (var raw in items)
         {
-            events.Add(ParseOne(raw, nodes));
+            events.Add(ParseOne(raw, targets));
         }
         return events.OrderBy(e => e.Step).ToList();
     }
@@ -61,11 +72,20 @@ public static class ChaosSpec
             "partition" => ChaosAction.Partition,
             "slow" => ChaosAction.Slow,
             "nan" => ChaosAction.Nan,
-            var other => throw new DistbpInputException(Bad($"has an unknown action '{other}' (kill, stop, partition, slow, nan)")),
+            "join" => ChaosAction.Join,
+            "leave" => ChaosAction.Leave,
+            var other => throw new DistbpInputException(Bad($"has an unknown action '{other}' (kill, stop, partition, slow, nan, join, leave)")),
         };
         var target = text[(colon + 1)..at];
         int? node = null;
-        if (target != "coordinator")
+        if (action == ChaosAction.Join)
+        {
+            if (target.Length > 0)
+            {
+                throw new DistbpInputException(Bad("names a target; a join starts a new node: join:@STEP"));
+            }
+        }
+        else if (target != "coordinator")
         {
             if (!target.StartsWith("node-", StringComparison.Ordinal)
                 || !int.TryParse(target.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out var k) || k >= nodes)

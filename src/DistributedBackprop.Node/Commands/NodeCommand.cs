@@ -38,7 +38,8 @@ public static class NodeCommand
                                 in DISTBP_CLUSTER_SECRET): each data-channel connection proves it
           --data-port P         the data channel's port (default 0: any free port)
           --roles LIST          cluster roles (default worker)
-          --min-nodes N         members to wait for before training starts (default 1)
+          --min-nodes N         members to wait for before training starts (default 1); --workers (default N) is
+                                spread over them, and a node that joins later adds as many as each of them has
           --join-timeout S      give up (exit 2) when the cluster cannot be joined in S seconds (default 30)
           --log-level LEVEL     Akka log level: DEBUG, INFO, WARNING or ERROR (default WARNING)
           --cluster-name NAME   actor system name; nodes of another cluster name are refused (default distbp)
@@ -132,7 +133,7 @@ public static class NodeCommand
         var faults = args.Flag(ControlStdinOption)
             ? new Chaos.FaultInjector { Report = line => Console.Error.WriteLine(line) }
             : null;
-        var context = new NodeContext(new JobSpec(options, raw, outputs, localWorkers: 1), Chaos.StepReporter.Wrap(new ProgressDisplay(options.Epochs, Console.Out, Console.Error, interactive: false),
+        var context = new NodeContext(new JobSpec(options, raw, outputs, localWorkers: (options.Workers + minNodes - 1) / minNodes), Chaos.StepReporter.Wrap(new ProgressDisplay(options.Epochs, Console.Out, Console.Error, interactive: false),
                 args.Flag(ReportStepsOption)))
         {
             ComputedSlicesHook = faults,

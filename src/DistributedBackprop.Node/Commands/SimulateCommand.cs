@@ -22,12 +22,13 @@ public static class SimulateCommand
           --nodes N        node processes to start on loopback (at least 1); the coordinator runs on one of them
           --log-dir DIR    where each node's output goes (node-K.log); default: a fresh temp folder
           --chaos SPEC     faults to inject: comma-separated ACTION:TARGET@STEP[/DURATION], ACTION kill | stop |
-                           partition | slow | nan, TARGET node-K | coordinator; e.g. kill:node-2@30,stop:node-1@60/5s
+                           partition | slow | nan | leave, TARGET node-K | coordinator, and join:@STEP (a new
+                           node); e.g. kill:node-2@30,stop:node-1@60/5s,join:@80
           --respawn-delay D  a killed or exited node is started again after D (default 2s), as Kubernetes would
           --no-respawn     do not start killed nodes again
           --data-channel on|off  on: tensors travel on a TCP data channel per node, not Akka remoting (default on)
           --log-level L    the nodes' Akka log level in their logs (default WARNING; DEBUG shows sharding and singletons)
-          --workers N      workers in the cluster (default: N, one per node)
+          --workers N      workers in the cluster (default: N, one per node); a node that joins adds ⌈workers / N⌉
           --threads N      compute threads per worker (default: cores / N)
 
         """ + DashboardOption.Help + TrainingOptionsBinder.Help;

@@ -6,10 +6,12 @@ namespace DistributedBackprop.Node.Simulation;
 
 /// <summary>
 /// Injects the faults of <c>--chaos</c> as the coordinator's node reports its steps: kill (SIGKILL), stop (SIGSTOP,
-/// SIGCONT after the duration), partition / slow / nan (commands on the node's standard input). It records what it
-/// injected, when, and how long until the next step completed (the recovery time), for the summary.
+/// SIGCONT after the duration), partition / slow / nan (commands on the node's standard input), leave (SIGTERM: the node
+/// leaves the cluster) and join (<paramref name="join"/> starts a new node). It records what it injected, when, and how
+/// long until the next step completed (the recovery time), for the summary.
 /// </summary>
-public sealed class ChaosDriver(IReadOnlyList<ChaosEvent> events, Func<int, NodeProcess?> current, TextWriter output)
+public sealed class ChaosDriver(IReadOnlyList<ChaosEvent> events, Func<int, NodeProcess?> current, Func<NodeProcess> join,
+    TextWriter output)
 {
     private readonly object _gate = new();
     private readonly List<ChaosEvent> _pending = events.ToList();
@@ -48,7 +50,7 @@ public sealed class ChaosDriver(IReadOnlyList<ChaosEvent> events, Func<int, Node
             foreach (var e in _pending.ToList())
             {
                 var due = e.Action == ChaosAction.Nan ? e.TargetsCoordinator : step >= e.Step;
-                if (due && (e.Node is { } index ? current(index) : node) is { } target)
+                if (due && (e.Action == ChaosAction.Join ? join() : e.Node is { } index ? current(index) : node) is { } target)
                 {
                     Fire(e, target, step);
                 }
@@ -80,6 +82,12 @@ public sealed class ChaosDriver(IReadOnlyList<ChaosEvent> events, Func<int, Node
             case ChaosAction.Nan:
                 target.SendCommand($"nan {e.Step}");
                 break;
+            case ChaosAction.Leave:
+                target.LeftByChaos = true;
+                target.Terminate();
+                break;
+            case ChaosAction.Join:
+                break; // started by join()
         }
     }
 

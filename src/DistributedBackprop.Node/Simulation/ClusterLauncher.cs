@@ -112,7 +112,7 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
         _self = SelfCommand();
         if (launch.Chaos.Count > 0)
         {
-            _chaos = new ChaosDriver(launch.Chaos, Current, output);
+            _chaos = new ChaosDriver(launch.Chaos, Current, Join, output);
         }
 
         // The seed first, on a port that was free a moment ago; another process may take it in between, then again.
@@ -212,7 +212,7 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
                 leaveDeadline ??= Task.Delay(LeaveGrace, CancellationToken.None);
                 continue;
             }
-            if (_jobDone)
+            if (_jobDone || node.LeftByChaos)
             {
                 continue;
             }
@@ -278,6 +278,24 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
             _nodes.Add(node);
         }
         _changed.TrySetResult();
+    }
+
+    /// <summary>
+    /// chaos join: a new node (the next index) joins through the live nodes, node-0's address first, as a scaled-up
+    /// Deployment's new pod does; the coordinator gives it workers at the next step boundary.
+    /// </summary>
+    private NodeProcess Join()
+    {
+        NodeProcess node;
+        lock (_nodes)
+        {
+            var live = _nodes.Where(n => !n.HasExited && n.Address is not null).Select(n => n.Address!)
+                .OrderBy(a => a == _seed ? 0 : 1).ToList();
+            node = StartNode(_nodes.Max(n => n.Index) + 1, 0, string.Join(',', live.Count > 0 ? live : [_seed]));
+            _nodes.Add(node);
+        }
+        _changed.TrySetResult();
+        return node;
     }
 
     /// <summary>The port a node listened on (from its address), or 0 when it never said.</summary>

@@ -53,6 +53,9 @@ public sealed partial class NodeProcess : IDisposable
     /// <summary>Set when the launcher killed or froze it on purpose (chaos), so its exit is no failure.</summary>
     public bool KilledByChaos { get; set; }
 
+    /// <summary>Set when the launcher asked it to leave the cluster (chaos leave): it is not started again.</summary>
+    public bool LeftByChaos { get; set; }
+
     /// <summary>Set once the launcher has dealt with its exit.</summary>
     public bool Retired { get; set; }
 

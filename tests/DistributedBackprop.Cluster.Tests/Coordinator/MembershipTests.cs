@@ -17,7 +17,7 @@ public sealed class MembershipTests
 
     public MembershipTests()
     {
-        _membership = new Membership(new ClusterView(Self), _work, _faults, RunRecorder.None, Workers, "run-1", "hash-a", NoLogger.Instance);
+        _membership = new Membership(new ClusterView(Self), _work, _faults, RunRecorder.None, Workers.Length, 1, "run-1", "hash-a", NoLogger.Instance);
         _membership.View.MemberUp(Self);
         _membership.View.MemberUp(Other);
         _membership.WorkerStarted("worker-0", Self, 0);
@@ -63,5 +63,104 @@ public sealed class MembershipTests
     {
         Assert.Empty(_membership.Unreachable(Self, 1));
         Assert.Empty(_faults.Records);
+    }
+
+    // ---- the worker count follows the nodes: one worker per node, --workers 2 ----
+
+    private static readonly Address Third = new("akka.tcp", "distbp", "10.0.0.3", 4053);
+
+    private static (Membership Membership, WorkAssignment Work) TwoNodesOneWorkerEach()
+    {
+        var work = new WorkAssignment(8, ["worker-0", "worker-1"]);
+        var membership = new Membership(new ClusterView(Self), work, new FaultLog(), RunRecorder.None, 2, 1, "run-1", "hash-a",
+            NoLogger.Instance);
+        foreach (var node in new[] { Self, Other })
+        {
+            membership.View.MemberUp(node);
+            membership.Register(node, "hash-a", out _);
+        }
+        membership.WorkerStarted("worker-0", Self, 0);
+        membership.WorkerStarted("worker-1", Other, 0);
+        membership.FollowNodes();
+        return (membership, work);
+    }
+
+    private static void ThirdJoinsWithWorker2(Membership membership)
+    {
+        membership.View.MemberUp(Third);
+        membership.Register(Third, "hash-a", out _);
+        Assert.Equal(["worker-2"], membership.WorkersToStart());
+        membership.WorkerStarted("worker-2", Third, 40);
+    }
+
+    [Fact]
+    public void A_node_that_joins_mid_run_brings_a_new_worker_that_gets_work_once_it_started()
+    {
+        var (membership, work) = TwoNodesOneWorkerEach();
+        Assert.Empty(membership.WorkersToStart());
+
+        membership.View.MemberUp(Third);
+        membership.Register(Third, "hash-a", out _);
+        Assert.Equal(3, membership.Wanted);
+        Assert.Equal(["worker-2"], membership.WorkersToStart());
+        Assert.Empty(membership.WorkersToStart()); // asked once
+        Assert.DoesNotContain("worker-2", work.Alive); // not before it says it started
+
+        membership.WorkerStarted("worker-2", Third, 40);
+        Assert.Equal(["worker-0", "worker-1", "worker-2"], work.Alive);
+        Assert.Equal(3, work.BeginStep(DateTime.UtcNow).Count);
+    }
+
+    [Fact]
+    public void A_refused_node_brings_no_workers()
+    {
+        var (membership, _) = TwoNodesOneWorkerEach();
+        membership.View.MemberUp(Third);
+        membership.Register(Third, "hash-b", out _);
+        Assert.Empty(membership.WorkersToStart());
+    }
+
+    [Fact]
+    public void A_node_that_joined_and_left_takes_its_worker_away_but_the_job_keeps_its_workers_count()
+    {
+        var (membership, work) = TwoNodesOneWorkerEach();
+        ThirdJoinsWithWorker2(membership);
+
+        // The joined node leaves: its worker is lost and not started elsewhere.
+        membership.Unreachable(Third, 50);
+        Assert.Empty(membership.Removed(Third, 51, out var restart));
+        Assert.Empty(restart);
+        Assert.Equal(["worker-0", "worker-1"], work.Alive);
+
+        // One of the first two leaves: the job never goes below --workers, so its worker starts on the other.
+        Assert.Equal(["worker-1"], membership.Removed(Other, 60, out restart));
+        Assert.Equal(["worker-1"], restart);
+    }
+
+    [Fact]
+    public void A_restarted_node_gets_back_the_worker_its_old_incarnation_had()
+    {
+        var (membership, work) = TwoNodesOneWorkerEach();
+        ThirdJoinsWithWorker2(membership);
+        membership.Removed(Third, 50, out _);
+
+        membership.View.MemberUp(Third);
+        membership.Register(Third, "hash-a", out _);
+        Assert.Equal(["worker-2"], membership.WorkersToStart()); // its id again, not a new one
+        Assert.Equal(3, work.All.Count);
+    }
+
+    [Fact]
+    public void Before_the_initial_workers_started_no_worker_is_started_for_a_joining_node()
+    {
+        var work = new WorkAssignment(8, ["worker-0", "worker-1"]);
+        var membership = new Membership(new ClusterView(Self), work, new FaultLog(), RunRecorder.None, 2, 1, "run-1", "hash-a",
+            NoLogger.Instance);
+        foreach (var node in new[] { Self, Other, Third })
+        {
+            membership.View.MemberUp(node);
+            membership.Register(node, "hash-a", out _);
+        }
+        Assert.Empty(membership.WorkersToStart());
     }
 }

@@ -31,7 +31,7 @@ public sealed class PreparationTests : TestKit
         _otherCache = CreateTestProbe();
         _localCache = CreateTestProbe();
         var work = new WorkAssignment(_spec.Options.Slices, Workers);
-        var membership = new Membership(_view, work, new FaultLog(), RunRecorder.None, Workers, Run, _spec.ConfigHash, NoLogger.Instance);
+        var membership = new Membership(_view, work, new FaultLog(), RunRecorder.None, Workers.Length, 1, Run, _spec.ConfigHash, NoLogger.Instance);
         var outbox = new CoordinatorOutbox(Run, _region.Ref, TensorTransport.For(Sys), _view, Sys, TestActor);
         _preparation = new Preparation(_spec, Workers, _view, membership, work, outbox, _localCache.Ref, resuming: false);
         _view.MemberUp(Self);

@@ -92,7 +92,7 @@ public sealed class RoundsTests : IDisposable
         var view = new ClusterView(self);
         view.MemberUp(self);
         var membership = new Membership(view, new WorkAssignment(8, ["worker-0"]), new FaultLog(), RunRecorder.None,
-            ["worker-0"], "run-1", "hash-a", NoLogger.Instance);
+            1, 1, "run-1", "hash-a", NoLogger.Instance);
 
         var refused = membership.Register(self, "hash-b", out var refusedIsNew);
         Assert.False(refused.Accepted);

@@ -35,7 +35,7 @@ public sealed class TrainingPhaseTests : TestKit
         _cache = CreateTestProbe();
         _view.MemberUp(Self);
         _view.CacheFound(Self, _cache.Ref);
-        var membership = new Membership(_view, _work, _faults, RunRecorder.None, Workers, Run, "hash", NoLogger.Instance);
+        var membership = new Membership(_view, _work, _faults, RunRecorder.None, Workers.Length, 1, Run, "hash", NoLogger.Instance);
         var outbox = new CoordinatorOutbox(Run, _region.Ref, TensorTransport.For(Sys), _view, Sys, TestActor);
         var pool = new BufferPool(_setup.Network.ResultLength, 32);
         var round = new StepRound(Run, _setup, _work, new ResultVerifier(TimeSpan.FromSeconds(30)), _faults, pool, NoLogger.Instance);

@@ -24,6 +24,15 @@ public sealed class ChaosSpecTests
     }
 
     [Fact]
+    public void A_join_has_no_target_and_the_joined_node_may_be_a_later_target()
+    {
+        var events = ChaosSpec.Parse("join:@20,leave:node-3@50", nodes: 3);
+        Assert.Equal(new ChaosEvent(ChaosAction.Join, null, 20, TimeSpan.Zero, "join:@20"), events[0]);
+        Assert.False(events[0].TargetsCoordinator);
+        Assert.Equal(new ChaosEvent(ChaosAction.Leave, 3, 50, TimeSpan.Zero, "leave:node-3@50"), events[1]);
+    }
+
+    [Fact]
     public void Empty_spec_injects_nothing() => Assert.Empty(ChaosSpec.Parse(null, 3));
 
     [Theory]
@@ -35,6 +44,8 @@ public sealed class ChaosSpecTests
     [InlineData("stop:node-1@3")]
     [InlineData("slow:node-1@3/fast")]
     [InlineData("node-1@3")]
+    [InlineData("join:node-1@3")]
+    [InlineData("leave:node-3@3")]
     public void Malformed_specs_are_refused_naming_the_event(string spec)
     {
         var error = Assert.Throws<DistbpInputException>(() => ChaosSpec.Parse(spec, nodes: 3));

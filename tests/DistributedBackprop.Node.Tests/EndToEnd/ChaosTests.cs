@@ -65,6 +65,40 @@ public sealed class ChaosTests
         AssertRecovers("kill:node-2@54,kill:node-0@57");
     }
 
+    /// <summary>
+    /// A node started mid-run (chaos join) gets a worker of its own at a step boundary, and the later steps spread their
+    /// slices over three workers; the weights are those of one process. The run is long enough (40 epochs, ~10 s) for the
+    /// new process to start and join.
+    /// </summary>
+    [Fact]
+    public void A_node_that_joins_mid_run_gets_a_worker_that_computes_later_steps_and_the_weights_do_not_change()
+    {
+        using var temp = new TempFolder();
+        string[] work = ["--layers", "784-32-10", "--epochs", "40", "--batch", "64", "--slices", "8", "--checkpoint-every", "1000"];
+        var oracle = Distbp.RunIn(temp.Path, ["train", "--workers", "1", .. work]);
+        Assert.True(oracle.ExitCode == 0, oracle.ToString());
+        var summaryPath = temp.File("summary.json");
+        var grown = Distbp.RunIn(temp.Path, ["simulate", "--nodes", "2", .. work, "--summary-json", summaryPath, "--chaos", "join:@5"]);
+        Assert.True(grown.ExitCode == 0, grown.ToString());
+        Assert.Equal(oracle.WeightsSha256, grown.WeightsSha256);
+
+        var steps = RunFolderTests.Lines(Path.Combine(RunFolderTests.PrintedRunFolder(grown), "metrics.jsonl"))
+            .Where(l => (string?)l["kind"] == "step").ToList();
+        var first = steps.FindIndex(s => s["slices"]!.AsObject().ContainsKey("worker-2"));
+        Assert.True(first > 0, "no step used the joined node's worker-2");
+        Assert.Contains(steps.Skip(first), s => s["slices"]!.AsObject().Count == 3);
+        using var summary = JsonDocument.Parse(File.ReadAllText(summaryPath));
+        var placement = summary.RootElement.GetProperty("placement");
+        Assert.Equal(3, placement.EnumerateObject().Select(p => p.Value.GetString()).Distinct().Count());
+    }
+
+    /// <summary>A node that leaves gracefully mid-run (SIGTERM) is not started again; its worker moves and the weights hold.</summary>
+    [Fact]
+    public void A_node_that_leaves_mid_run_is_not_restarted_and_the_weights_do_not_change()
+    {
+        AssertRecovers("leave:node-2@30");
+    }
+
     private static void AssertRecovers(string schedule)
     {
         using var temp = new TempFolder();
