@@ -7,8 +7,8 @@ schedules, each replayable with --chaos.
   python3 bench/chaos_campaign.py --runs 50 --seed 7          # the long campaign of bench/README.md
   python3 bench/chaos_campaign.py --quick --runs 3 --seed 1 --min-bound 90   # CI's (embedded sample, tiny work)
 
-Schedules have one to three faults: kill, stop (freeze), partition, nan or slow, on any node or the coordinator, at a
-random step; about half put two or three faults within a few steps of each other, and some start with a coordinator
+Schedules have one to three faults: kill, stop (freeze), partition, nan, slow or leave (a graceful leave, not
+restarted), on any node or the coordinator, or join (a new node), at a random step; about half put two or three faults within a few steps of each other, and some start with a coordinator
 kill followed by another fault during the hand-over. Needs a Release build (and dataset-fashion-mnist unless --quick).
 Exit status: 0 when every run passed, 1 otherwise.
 """
@@ -46,8 +46,8 @@ def draw_schedule(rng, nodes, steps):
         if i == 0 and handover:
             action, target = "kill", "coordinator"
         else:
-            action = rng.choice(["kill", "kill", "stop", "partition", "nan", "slow"])
-            target = rng.choice([f"node-{k}" for k in range(nodes)] + ["coordinator"])
+            action = rng.choice(["kill", "kill", "stop", "partition", "nan", "slow", "join", "leave"])
+            target = "" if action == "join" else rng.choice([f"node-{k}" for k in range(nodes)] + ["coordinator"])
         events.append((action, target, step))
     texts = []
     for action, target, step in events:

@@ -39,6 +39,12 @@ public sealed class NodeContext(JobSpec spec, ITrainingObserver? progress = null
 
     public bool HasEnded => _outcome.Task.IsCompleted;
 
+    /// <summary>
+    /// A coordinator accepted this node into the job: a coordinator that starts here later took over from another, and
+    /// what it meets (a run folder it cannot reach) is a fault, not the input of the person who started the node.
+    /// </summary>
+    public bool AcceptedByCoordinator { get; set; }
+
     /// <summary>Reports how the job ended; the first report wins (a later one — say, the node stopping after it — is ignored).</summary>
     public void Ended(JobOutcome outcome) => _outcome.TrySetResult(outcome);
 

@@ -27,10 +27,16 @@ public sealed class Preparation(JobSpec spec, IReadOnlyList<string> workerIds, C
     /// </summary>
     public bool EnoughNodes => Current == Stage.WaitingForMembers && view.AcceptedCaches >= (resuming ? 1 : spec.Outputs.MinNodes);
 
-    /// <summary>The shard regions known: true when there is one per node wanted, and the first worker was asked to start.</summary>
+    /// <summary>
+    /// The shard regions known: true when there is one per node wanted, and the first worker was asked to start. A
+    /// resuming coordinator wants the accepted nodes' regions only: waiting for --min-nodes there kept a hand-over
+    /// waiting ~10 s for a killed node to restart and rejoin (its workers start on the others, and it gets its own
+    /// when it is back, if the job wants more than --workers).
+    /// </summary>
     public bool RegionsKnown(int regions)
     {
-        if (Current != Stage.WaitingForMembers || regions < spec.Outputs.MinNodes)
+        var wanted = resuming ? Math.Max(1, view.AcceptedCaches) : spec.Outputs.MinNodes;
+        if (Current != Stage.WaitingForMembers || regions < wanted)
         {
             return false;
         }

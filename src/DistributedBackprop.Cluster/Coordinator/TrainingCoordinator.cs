@@ -103,9 +103,26 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             Become(() => ReceiveAny(_ => { }));
             return;
         }
+        if (Resume.AlreadyFinished(_spec) is { } weights)
+        {
+            _log.Warning("the run in {0} has already finished (weights_sha256 {1}): nothing to do", _spec.Outputs.RunDir, weights);
+            EndAtOnce(new JobOutcome(JobStatus.Finished, "the run had already finished"),
+                new JobFinished(_runId, JobStatus.Finished, "training finished", ""));
+            return;
+        }
         try
         {
             _run = RunRecorder.Open(_spec);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException && _context.AcceptedByCoordinator)
+        {
+            // A hand-over to a node that cannot reach the run folder: the job cannot go on, and every node that registers
+            // is told so (exit 1 with the command that resumes it where the folder can be reached).
+            var dir = _spec.Outputs.RunDir!;
+            var message = $"the coordinator moved to {_cluster.SelfAddress}, which cannot write the run folder '{dir}' ({e.Message})";
+            _log.Error(message);
+            EndAtOnce(new JobOutcome(JobStatus.Failed, message) { ResumeFrom = dir }, new JobFinished(_runId, JobStatus.Failed, message, dir));
+            return;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -121,6 +138,23 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved), typeof(ClusterEvent.UnreachableMember),
             typeof(ClusterEvent.ReachableMember));
+    }
+
+    /// <summary>The job ends before it starts here; every node agent that registers (each does, every 500 ms) is told how.</summary>
+    private void EndAtOnce(JobOutcome outcome, JobFinished told)
+    {
+        _context.Ended(outcome);
+        Become(() =>
+        {
+            Receive<RegisterNode>(node =>
+            {
+                if (FromMember(node))
+                {
+                    Sender.Tell(told);
+                }
+            });
+            ReceiveAny(_ => { });
+        });
     }
 
     protected override void PostStop()

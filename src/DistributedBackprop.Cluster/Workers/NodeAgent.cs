@@ -28,8 +28,13 @@ public sealed class NodeAgent : ReceiveActor, IWithTimers
         Receive<Register>(_ => _coordinator.Tell(new RegisterNode(_cluster.SelfAddress.ToString(), _spec.ConfigHash)));
         Receive<NodeVerdict>(verdict =>
         {
-            if (!FromCoordinator(verdict) || verdict.Accepted)
+            if (!FromCoordinator(verdict))
             {
+                return;
+            }
+            if (verdict.Accepted)
+            {
+                _context.AcceptedByCoordinator = true;
                 return;
             }
             _log.Error("refused by the coordinator: {0}", verdict.Reason);

@@ -221,8 +221,11 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
             // old one was taken). A fault is never exit 2.
             var restartFailed = node.ExitCode == 2 && _respawned.Contains(node);
             var portTaken = restartFailed && node.LastError?.StartsWith("--port:", StringComparison.Ordinal) == true;
+            // A node told by the coordinator that the job failed (it printed the resume command) is not started again:
+            // the job is over, and the launcher ends with that node's line.
+            var jobFailed = node.LastError?.Contains("resume with:", StringComparison.Ordinal) == true;
             var chaosVictim = node.KilledByChaos || (_chaos is not null && node.ExitCode != 2) || restartFailed;
-            if (!chaosVictim)
+            if (!chaosVictim || jobFailed)
             {
                 return Failed(node);
             }
