@@ -103,35 +103,12 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             Become(() => ReceiveAny(_ => { }));
             return;
         }
-        if (Resume.AlreadyFinished(_spec) is { } weights)
+        if (RunStart.Open(_context, _runId, _cluster.SelfAddress, _log, out var ended) is not { } run)
         {
-            _log.Warning("the run in {0} has already finished (weights_sha256 {1}): nothing to do", _spec.Outputs.RunDir, weights);
-            EndAtOnce(new JobOutcome(JobStatus.Finished, "the run had already finished"),
-                new JobFinished(_runId, JobStatus.Finished, "training finished", ""));
+            EndAtOnce(ended!);
             return;
         }
-        try
-        {
-            _run = RunRecorder.Open(_spec);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException && _context.AcceptedByCoordinator)
-        {
-            // A hand-over to a node that cannot reach the run folder: the job cannot go on, and every node that registers
-            // is told so (exit 1 with the command that resumes it where the folder can be reached).
-            var dir = _spec.Outputs.RunDir!;
-            var message = $"the coordinator moved to {_cluster.SelfAddress}, which cannot write the run folder '{dir}' ({e.Message})";
-            _log.Error(message);
-            EndAtOnce(new JobOutcome(JobStatus.Failed, message) { ResumeFrom = dir }, new JobFinished(_runId, JobStatus.Failed, message, dir));
-            return;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            var message = $"cannot write the run folder '{_spec.Outputs.RunDir}' ({e.Message})";
-            _log.Error(message);
-            _context.Ended(new JobOutcome(JobStatus.Refused, message) { About = RefusedInput.RunFolder });
-            Become(() => ReceiveAny(_ => { }));
-            return;
-        }
+        _run = run;
         _membership = new Membership(_view, _work, _faults, _run, _workerIds.Length, _spec.WorkersPerNode, _runId, _spec.ConfigHash, _log);
         _preparation = new Preparation(_spec, _workerIds, _view, _membership, _work, _outbox, _localCache,
             resuming: Resume.HasCheckpoint(_spec.Options));
@@ -141,14 +118,14 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     }
 
     /// <summary>The job ends before it starts here; every node agent that registers (each does, every 500 ms) is told how.</summary>
-    private void EndAtOnce(JobOutcome outcome, JobFinished told)
+    private void EndAtOnce(RunStart.Ended ended)
     {
-        _context.Ended(outcome);
+        _context.Ended(ended.Outcome);
         Become(() =>
         {
             Receive<RegisterNode>(node =>
             {
-                if (FromMember(node))
+                if (ended.Told is { } told && FromMember(node))
                 {
                     Sender.Tell(told);
                 }

@@ -34,6 +34,8 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
     private ChaosDriver? _chaos;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string _seed = "";
+    // Under chaos the nodes run Akka's throttler adapter (partitions), which shows in their addresses.
+    private string Scheme => launch.Chaos.Count > 0 ? "akka.trttl.tcp" : "akka.tcp";
     private (string Host, IReadOnlyList<string> Arguments) _self;
     // One secret per run, shared by its nodes only (each data-channel connection proves it).
     private readonly string _secret = Commands.ClusterSecret.New();
@@ -120,8 +122,7 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
         for (var attempt = 1; ; attempt++)
         {
             var port = FreeLoopbackPort();
-            // Under chaos the nodes run Akka's throttler adapter (partitions), which shows in their addresses.
-            seed = $"{(launch.Chaos.Count > 0 ? "akka.trttl.tcp" : "akka.tcp")}://distbp@127.0.0.1:{port}";
+            seed = $"{Scheme}://distbp@127.0.0.1:{Text(port)}";
             var node = StartNode(0, port, seed);
             _nodes.Add(node);
             // The joiners find the seed listening at once (an early refused connection gates the address for 5 s).
@@ -210,6 +211,15 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
             {
                 _jobDone = true;
                 leaveDeadline ??= Task.Delay(LeaveGrace, CancellationToken.None);
+                // A node started again during the job may still be joining a cluster that is now going away; it would
+                // wait for the leave grace (15 s of every run with a kill). It has nothing left to do: it is asked to go.
+                lock (_nodes)
+                {
+                    foreach (var restarted in running.Where(n => _startedMidJob.Contains(n) && !n.HasExited))
+                    {
+                        restarted.Terminate();
+                    }
+                }
                 continue;
             }
             if (_jobDone || node.LeftByChaos)
@@ -219,7 +229,11 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
             // A restarted node runs with arguments that worked before: when it exits 2, what it met was the faults (its
             // old port taken meanwhile, no seed up yet), not bad input, and it is started again (on a new port when its
             // old one was taken). A fault is never exit 2.
-            var restartFailed = node.ExitCode == 2 && _respawned.Contains(node);
+            bool restartFailed;
+            lock (_nodes)
+            {
+                restartFailed = node.ExitCode == 2 && _startedMidJob.Contains(node);
+            }
             var portTaken = restartFailed && node.LastError?.StartsWith("--port:", StringComparison.Ordinal) == true;
             // A node told by the coordinator that the job failed (it printed the resume command) is not started again:
             // the job is over, and the launcher ends with that node's line.
@@ -251,15 +265,17 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
     private int _incarnations;
     private readonly Dictionary<int, int> _restarts = [];
     private volatile bool _jobDone;
-    private readonly HashSet<NodeProcess> _respawned = [];
+    // Nodes the launcher started while the job ran: restarted ones, and chaos joins.
+    private readonly HashSet<NodeProcess> _startedMidJob = [];
 
     /// <summary>
     /// Starts node-K again after the respawn delay, as a StatefulSet restarts a pod: at the address it had (so the
     /// cluster replaces the old incarnation at once instead of keeping it as an unreachable member until the Split Brain
-    /// Resolver downs it, where it counts against the live nodes), with node-0's address as its first seed and then
-    /// whichever nodes still run. node-0, restarted, is its own first seed: it joins the cluster if any node answers,
-    /// and founds a new one otherwise (every node was lost), which the others then join; the new coordinator resumes from
-    /// the newest checkpoint. Not once the job is done (a node downed as the job ended has no cluster left to rejoin).
+    /// Resolver downs it, where it counts against the live nodes), with the founder's address as its first seed and then
+    /// whichever nodes still run. The founder is node-0, or the lowest node left when node-0 has left the job for good
+    /// (chaos leave): restarted, it is its own first seed, so it joins the cluster if any node answers and founds a new one
+    /// otherwise (every node was lost), which the others then join; the new coordinator resumes from the newest
+    /// checkpoint. Not once the job is done (a node downed as the job ended has no cluster left to rejoin).
     /// </summary>
     private async Task RespawnLater(NodeProcess dead, int port, CancellationToken cancel)
     {
@@ -270,14 +286,15 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
             {
                 return;
             }
-            if (dead.Index == 0 && port == 0)
-            {
-                _seed = "";
-            }
-            var live = _nodes.Where(n => !n.HasExited && n.Address is not null && n.Address != _seed).Select(n => n.Address!);
-            var seeds = string.Join(',', (_seed.Length > 0 ? [_seed] : Array.Empty<string>()).Concat(live));
+            var founder = _nodes.GroupBy(n => n.Index).Where(g => !g.Last().LeftByChaos).Select(g => g.Key)
+                .DefaultIfEmpty(dead.Index).Min();
+            var first = founder == dead.Index
+                ? port > 0 ? $"{Scheme}://distbp@127.0.0.1:{Text(port)}" : null
+                : _nodes.LastOrDefault(n => n.Index == founder && n.Address is not null)?.Address;
+            var live = _nodes.Where(n => !n.HasExited && n.Address is not null && n.Address != first).Select(n => n.Address!);
+            var seeds = string.Join(',', (first is not null ? [first] : Array.Empty<string>()).Concat(live));
             var node = StartNode(dead.Index, port, seeds, ++_incarnations);
-            _respawned.Add(node);
+            _startedMidJob.Add(node);
             _nodes.Add(node);
         }
         _changed.TrySetResult();
@@ -296,6 +313,7 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
                 .OrderBy(a => a == _seed ? 0 : 1).ToList();
             node = StartNode(_nodes.Max(n => n.Index) + 1, 0, string.Join(',', live.Count > 0 ? live : [_seed]));
             _nodes.Add(node);
+            _startedMidJob.Add(node);
         }
         _changed.TrySetResult();
         return node;

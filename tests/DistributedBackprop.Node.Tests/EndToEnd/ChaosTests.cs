@@ -99,6 +99,34 @@ public sealed class ChaosTests
         AssertRecovers("leave:node-2@30");
     }
 
+    /// <summary>
+    /// Recovery impossible: the coordinator's node leaves and the singleton moves to a node whose --run-dir cannot be
+    /// written (here a path under a file; in a cluster, a node without the shared volume). The job cannot go on: the node
+    /// exits 1 (a fault, not bad input) with the command that resumes the run where its folder can be reached.
+    /// </summary>
+    [Fact]
+    public void A_coordinator_that_moves_to_a_node_that_cannot_write_the_run_folder_ends_the_job_with_exit_1_and_the_resume_command()
+    {
+        using var temp = new TempFolder();
+        var port = RunningDistbp.ClosedPort();
+        var seed = $"akka.tcp://distbp@127.0.0.1:{port}";
+        string[] job = ["--layers", "784-32-10", "--epochs", "40", "--batch", "64", "--slices", "8", "--min-nodes", "2", "--seeds", seed];
+        var runDir = temp.File("run");
+        File.WriteAllText(temp.File("not-a-folder"), "");
+        using var first = RunningDistbp.Start(temp.Path, ["node", "--port", $"{port}", "--run-dir", runDir, "--report-steps", .. job]);
+        first.WaitUntil(() => first.Stdout.Contains(" started"), Distbp.Deadline, "'node ... started'");
+        // In a cluster every node is given the same --run-dir (a shared volume); this node cannot reach it.
+        var unreachable = temp.File("not-a-folder/run");
+        using var second = RunningDistbp.Start(temp.Path, ["node", "--port", "0", "--run-dir", unreachable, .. job]);
+        first.WaitUntil(() => first.Stdout.Contains("step 30\n"), Distbp.Deadline, "step 30");
+
+        first.Signal(RunningDistbp.SIGTERM); // leaves the cluster: the coordinator moves to the second node
+        var moved = second.WaitForExit(Distbp.Deadline);
+        Assert.True(moved.ExitCode == 1, moved.ToString());
+        Assert.True(moved.Stderr.Contains("cannot write the run folder", StringComparison.Ordinal), moved.ToString());
+        Assert.True(moved.Stderr.Contains($"resume with: distbp simulate --resume {unreachable}", StringComparison.Ordinal), moved.ToString());
+    }
+
     private static void AssertRecovers(string schedule)
     {
         using var temp = new TempFolder();
