@@ -55,7 +55,7 @@ public sealed class CoordinatorOutbox(
         if (!TensorTransport.IsLocal(cache))
         {
             var bytes = 4L * (weights.Parameters.Length + weights.Buffers.Length);
-            Timings?.Sent(bytes);
+            Timings?.Moved(view.Self.ToString(), cache.Path.Address.ToString(), bytes);
             TrainingMetrics.BytesSent.Add(bytes);
         }
         transport.Send(cache, weights, self);
@@ -75,7 +75,7 @@ public sealed class CoordinatorOutbox(
     {
         if (!TensorTransport.IsLocal(sender))
         {
-            Timings?.Sent(4L * floats);
+            Timings?.Moved(view.Self.ToString(), sender.Path.Address.ToString(), 4L * floats);
             TrainingMetrics.BytesSent.Add(4L * floats);
         }
     }

@@ -22,8 +22,8 @@ public sealed class Preparation(JobSpec spec, IReadOnlyList<string> workerIds, C
     public Stage Current { get; private set; } = Stage.WaitingForMembers;
 
     /// <summary>
-    /// Enough accepted nodes to start: --min-nodes, or any one when the run resumes (a checkpoint exists: the singleton
-    /// moved, and goes on with the nodes it has). A refused node (other options) is a member with a cache, but does not count.
+    /// Enough accepted nodes to start: --min-nodes, or any one when the run resumes (a checkpoint exists, or this
+    /// coordinator took over from another: it goes on with the nodes it has). A refused node (other options) is a member with a cache, but does not count.
     /// </summary>
     public bool EnoughNodes => Current == Stage.WaitingForMembers && view.AcceptedCaches >= (resuming ? 1 : spec.Outputs.MinNodes);
 

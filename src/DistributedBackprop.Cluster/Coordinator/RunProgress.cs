@@ -105,6 +105,8 @@ public sealed class RunProgress(TrainingSetup setup, RunRecorder run, FaultLog f
         var extra = new JsonObject
         {
             ["bytes_per_step"] = Timings.BytesPerStep,
+            ["bytes_per_node_per_step"] = Timings.BytesPerNodeToJson(),
+            ["busiest_node_bytes_per_step"] = Timings.BusiestNodeBytesPerStep,
             ["placement"] = new JsonObject(view.Placement.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),
             ["resumed_from_step"] = resumedFrom,
             ["excluded_workers"] = new JsonObject(work.Excluded.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),

@@ -4,8 +4,9 @@ namespace DistributedBackprop.Cluster.Coordinator;
 
 /// <summary>
 /// Where a run's time goes, step by step: wall time, compute (the slowest worker's), the coordinator's own work and,
-/// by difference, communication; bytes over the network; and the straggler deadline, from the median of recent
-/// fault-free steps. Feeds the summary's <c>step_seconds</c> and <c>bytes_per_step</c>.
+/// by difference, communication; tensor bytes over the network, in all and per node; and the straggler deadline, from
+/// the median of recent fault-free steps. Feeds the summary's <c>step_seconds</c>, <c>bytes_per_step</c>,
+/// <c>bytes_per_node_per_step</c> and <c>busiest_node_bytes_per_step</c>.
 /// </summary>
 public sealed class StepTimings(TimeProvider? clock = null)
 {
@@ -16,6 +17,7 @@ public sealed class StepTimings(TimeProvider? clock = null)
     private long _stepStart;
     private readonly List<double> _recentSteps = [];
     private double _stepCompute;
+    private readonly SortedDictionary<string, long> _nodeBytes = new(StringComparer.Ordinal);
 
     public double TrainSeconds { get; private set; }
     public double ComputeSeconds { get; private set; }
@@ -38,7 +40,16 @@ public sealed class StepTimings(TimeProvider? clock = null)
     /// <summary>A worker's result came with its compute time.</summary>
     public void Computed(double seconds) => _stepCompute = Math.Max(_stepCompute, seconds);
 
-    public void Sent(long bytes) => BytesSent += bytes;
+    /// <summary>
+    /// Tensor bytes that crossed the network between the coordinator's node and <paramref name="node"/>, either way: both
+    /// nodes moved them. With the coordinator aggregating, every tensor byte passes its node, which moves them all.
+    /// </summary>
+    public void Moved(string coordinatorNode, string node, long bytes)
+    {
+        BytesSent += bytes;
+        _nodeBytes[node] = _nodeBytes.GetValueOrDefault(node) + bytes;
+        _nodeBytes[coordinatorNode] = _nodeBytes.GetValueOrDefault(coordinatorNode) + bytes;
+    }
 
     /// <summary>
     /// The step is applied: returns its wall time. Only fault-free steps set the straggler deadline: a step that waited
@@ -95,6 +106,13 @@ public sealed class StepTimings(TimeProvider? clock = null)
         };
     }
 
-    /// <summary>The summary's <c>bytes_per_step</c>.</summary>
+    /// <summary>The summary's <c>bytes_per_step</c>: tensor bytes over the network per step, all nodes together.</summary>
     public double BytesPerStep => BytesSent / (double)Math.Max(1, StepsRun);
+
+    /// <summary>The summary's <c>bytes_per_node_per_step</c>: tensor bytes each node sent plus received, per step.</summary>
+    public JsonObject BytesPerNodeToJson() =>
+        new(_nodeBytes.Select(n => KeyValuePair.Create(n.Key, (JsonNode?)(n.Value / (double)Math.Max(1, StepsRun)))));
+
+    /// <summary>The summary's <c>busiest_node_bytes_per_step</c>: the most any one node moved (0 in one process).</summary>
+    public double BusiestNodeBytesPerStep => _nodeBytes.Count == 0 ? 0 : _nodeBytes.Values.Max() / (double)Math.Max(1, StepsRun);
 }

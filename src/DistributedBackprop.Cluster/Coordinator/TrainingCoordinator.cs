@@ -111,7 +111,9 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         _run = run;
         _membership = new Membership(_view, _work, _faults, _run, _workerIds.Length, _spec.WorkersPerNode, _runId, _spec.ConfigHash, _log);
         _preparation = new Preparation(_spec, _workerIds, _view, _membership, _work, _outbox, _localCache,
-            resuming: Resume.HasCheckpoint(_spec.Options));
+            // A coordinator that took over goes on with the nodes it has, checkpoint or not: one that waited for
+            // --min-nodes when the first checkpoint was not written yet hung for good after a node had left the job.
+            resuming: Resume.HasCheckpoint(_spec.Options) || _context.AcceptedByCoordinator);
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved), typeof(ClusterEvent.UnreachableMember),
             typeof(ClusterEvent.ReachableMember));

@@ -341,12 +341,36 @@ public sealed class ClusterNode : IAsyncDisposable
     }
 
     /// <summary>True once this node is an Up member; false when that did not happen within the timeout.</summary>
-    public async Task<bool> WaitUntilUpAsync(TimeSpan timeout, CancellationToken cancel = default)
+    public async Task<bool> WaitUntilUpAsync(TimeSpan timeout, CancellationToken cancel = default) =>
+        await JoinAsync(timeout, cancel) == JoinOutcome.Up;
+
+    /// <summary>How joining the cluster ended.</summary>
+    public enum JoinOutcome
     {
+        /// <summary>This node is an Up member.</summary>
+        Up,
+        /// <summary>Downed or removed before it was up (the cluster still held an earlier incarnation at this address).</summary>
+        Removed,
+        /// <summary>No seed or contact point answered in time.</summary>
+        TimedOut,
+    }
+
+    /// <summary>
+    /// Waits until this node is Up, or is removed (or its actor system stops) first, or the timeout passes. A node that
+    /// restarts at its old address while the cluster is still downing the old incarnation can be handed the "downed"
+    /// gossip meant for it: it then never gets up, and used to wait out the whole join timeout (30 s).
+    /// </summary>
+    public async Task<JoinOutcome> JoinAsync(TimeSpan timeout, CancellationToken cancel = default)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(System);
         var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Akka.Cluster.Cluster.Get(System).RegisterOnMemberUp(() => up.TrySetResult());
-        var finished = await Task.WhenAny(up.Task, Task.Delay(timeout, cancel));
-        return finished == up.Task;
+        var removed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        cluster.RegisterOnMemberUp(() => up.TrySetResult());
+        cluster.RegisterOnMemberRemoved(() => removed.TrySetResult());
+        var finished = await Task.WhenAny(up.Task, removed.Task, System.WhenTerminated, Task.Delay(timeout, cancel));
+        return finished == up.Task ? JoinOutcome.Up
+            : finished == removed.Task || finished == System.WhenTerminated ? JoinOutcome.Removed
+            : JoinOutcome.TimedOut;
     }
 
     /// <summary>

@@ -277,9 +277,16 @@ public static class NodeCommand
     private static async Task<int> AwaitJob(ClusterNode node, ClusterNodeSettings settings, NodeContext context,
         TimeSpan joinTimeout, CancellationToken cancel)
     {
-        if (!await node.WaitUntilUpAsync(joinTimeout, cancel))
+        var joined = await node.JoinAsync(joinTimeout, cancel);
+        cancel.ThrowIfCancellationRequested();
+        if (joined == ClusterNode.JoinOutcome.Removed)
         {
-            cancel.ThrowIfCancellationRequested();
+            // A fault, not bad input: started again (by Kubernetes, or simulate's launcher) it joins once the old one is gone.
+            Console.Error.WriteLine($"distbp: this node was downed while it joined the cluster (an earlier incarnation at {node.Address} was still being removed); start it again.");
+            return 1;
+        }
+        if (joined != ClusterNode.JoinOutcome.Up)
+        {
             throw new DistbpInputException(
                 settings.Discovery == Discovery.Seeds
                     ? $"--seeds: could not join the cluster through {string.Join(", ", settings.Seeds)} within {joinTimeout.TotalSeconds:F0} s; check that a seed is running and reachable."

@@ -79,8 +79,8 @@ public sealed class StepTimingsTests
         Assert.Equal(0.004, timings.StepCompute);
         clock.Advance(0.010);
         Assert.Equal(0.010, timings.EndStep(0.003, faultFree: true), 12);
-        timings.Sent(1000);
-        timings.Sent(500);
+        timings.Moved("node-a", "node-b", 1000);
+        timings.Moved("node-a", "node-c", 500);
 
         var json = timings.ToJson();
         Assert.Equal(0.010, (double)json["total"]!, 12);
@@ -88,6 +88,9 @@ public sealed class StepTimingsTests
         Assert.Equal(0.003, (double)json["coordinator"]!, 12);
         Assert.Equal(0.003, (double)json["communication"]!, 12);
         Assert.Equal(1500, timings.BytesPerStep);
+        // The coordinator's node moved every byte; each other node what it exchanged with it.
+        Assert.Equal(1500, timings.BusiestNodeBytesPerStep);
+        Assert.Equal("""{"node-a":1500,"node-b":1000,"node-c":500}""", timings.BytesPerNodeToJson().ToJsonString());
         Assert.Equal(64 / 0.010, timings.SamplesPerSecond(64), 6);
     }
 }

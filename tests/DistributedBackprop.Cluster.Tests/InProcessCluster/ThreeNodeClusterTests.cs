@@ -135,5 +135,11 @@ public sealed class ThreeNodeClusterTests
         // The weights really crossed the network (to the two other nodes' caches).
         Assert.True(trained.Coordinator.Summary["bytes_per_step"]!.GetValue<double>() > 4e6,
             trained.Coordinator.Summary.ToJsonString());
+        // The star: the coordinator's node moves every tensor byte, each other node its own weights and results.
+        var perNode = trained.Coordinator.Summary["bytes_per_node_per_step"]!.AsObject();
+        Assert.Equal(3, perNode.Count);
+        var busiest = trained.Coordinator.Summary["busiest_node_bytes_per_step"]!.GetValue<double>();
+        Assert.Equal(trained.Coordinator.Summary["bytes_per_step"]!.GetValue<double>(), busiest);
+        Assert.Equal(busiest, perNode.Where(p => p.Value!.GetValue<double>() < busiest).Sum(p => p.Value!.GetValue<double>()), 6);
     }
 }
