@@ -22,8 +22,13 @@ public static class Program
           probe     GET a node's health or metrics endpoint: distbp probe [URL] (exit 0 when 2xx)
           report    draw a run folder's charts into an HTML page and PNG plots: distbp report RUN_DIR [--out DIR]
 
-        distbp <command> --help lists a command's options.
+        distbp <command> --help lists a command's options; distbp --version prints the version and commit.
         """;
+
+    /// <summary>The version set once in Directory.Build.props, with the commit it was built from (0.5.0+&lt;sha&gt;).</summary>
+    public static string Version { get; } =
+        typeof(Program).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown";
 
     public static int Main(string[] args)
     {
@@ -51,6 +56,11 @@ public static class Program
                 {
                     throw new DistbpInputException("no command given; use train, simulate, node, eval, report, export or predict (distbp --help).");
                 }
+                return 0;
+            }
+            if (args[0] is "--version" or "version")
+            {
+                Console.WriteLine($"distbp {Version}");
                 return 0;
             }
             var rest = args.Skip(1).ToArray();

@@ -148,6 +148,23 @@ public sealed class BadOptionTests : IDisposable
         Assert.Contains("usage: distbp", run.Stdout);
     }
 
+    /// <summary>
+    /// The version set once in Directory.Build.props, with the commit of the clone it was built from (a build without
+    /// git has none): what the assembly carries, printed on one line.
+    /// </summary>
+    [Fact]
+    public void Version_prints_the_one_version_and_the_commit_and_exits_zero()
+    {
+        var run = Distbp.Run("--version");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal("", run.Stderr);
+        var line = Assert.Single(run.StdoutLines);
+        Assert.Matches(@"^distbp \d+\.\d+\.\d+(\+[0-9a-f]{40})?$", line);
+        Assert.Equal($"distbp {Program.Version}", line);
+        var built = typeof(Program).Assembly.GetName().Version!;
+        Assert.StartsWith($"distbp {built.Major}.{built.Minor}.{built.Build}", line);
+    }
+
     [Fact]
     public void Help_lists_the_training_options_and_exits_zero()
     {
