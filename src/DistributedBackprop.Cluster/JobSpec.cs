@@ -44,7 +44,10 @@ public sealed class JobSpec
     /// Workers a node brings: --workers spread over the --min-nodes nodes the job starts with (rounded up). A node that
     /// joins later adds as many; one that leaves takes them away, down to --workers, which the job never goes below.
     /// </summary>
-    public int WorkersPerNode => Math.Max(1, (Options.Workers + Outputs.MinNodes - 1) / Math.Max(1, Outputs.MinNodes));
+    public int WorkersPerNode => PerNode(Options.Workers, Outputs.MinNodes);
+
+    /// <summary>⌈<paramref name="workers"/> / <paramref name="minNodes"/>⌉, at least 1: what each node runs.</summary>
+    public static int PerNode(int workers, int minNodes) => Math.Max(1, (workers + minNodes - 1) / Math.Max(1, minNodes));
 
     /// <summary>The length of a slice result (gradients, loss and correct count).</summary>
     public int ResultLength => _network.Value.ResultLength;

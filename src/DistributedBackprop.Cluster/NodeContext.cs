@@ -43,7 +43,14 @@ public sealed class NodeContext(JobSpec spec, ITrainingObserver? progress = null
     /// A coordinator accepted this node into the job: a coordinator that starts here later took over from another, and
     /// what it meets (a run folder it cannot reach) is a fault, not the input of the person who started the node.
     /// </summary>
-    public bool AcceptedByCoordinator { get; set; }
+    public bool AcceptedByCoordinator
+    {
+        get => Volatile.Read(ref _acceptedByCoordinator);
+        set => Volatile.Write(ref _acceptedByCoordinator, value);
+    }
+
+    // Set by the node agent, read by a coordinator that starts on this node: two actors, two threads.
+    private bool _acceptedByCoordinator;
 
     /// <summary>Reports how the job ended; the first report wins (a later one — say, the node stopping after it — is ignored).</summary>
     public void Ended(JobOutcome outcome) => _outcome.TrySetResult(outcome);

@@ -51,7 +51,7 @@ public sealed class Membership(ClusterView view, WorkAssignment work, FaultLog f
             return [];
         }
         var running = work.All.Count(Running);
-        var start = work.All.Where(w => !Running(w) && work.IsDead(w)).Take(Math.Max(0, Wanted - running)).ToList();
+        var start = work.All.Where(w => !Running(w)).Take(Math.Max(0, Wanted - running)).ToList();
         while (running + start.Count < Wanted)
         {
             var worker = Hosting.WorkerMessageExtractor.WorkerId(work.All.Count);

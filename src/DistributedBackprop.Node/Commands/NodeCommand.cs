@@ -133,7 +133,7 @@ public static class NodeCommand
         var faults = args.Flag(ControlStdinOption)
             ? new Chaos.FaultInjector { Report = line => Console.Error.WriteLine(line) }
             : null;
-        var context = new NodeContext(new JobSpec(options, raw, outputs, localWorkers: (options.Workers + minNodes - 1) / minNodes), Chaos.StepReporter.Wrap(new ProgressDisplay(options.Epochs, Console.Out, Console.Error, interactive: false),
+        var context = new NodeContext(new JobSpec(options, raw, outputs, localWorkers: JobSpec.PerNode(options.Workers, minNodes)), Chaos.StepReporter.Wrap(new ProgressDisplay(options.Epochs, Console.Out, Console.Error, interactive: false),
                 args.Flag(ReportStepsOption)))
         {
             ComputedSlicesHook = faults,
