@@ -49,15 +49,19 @@ public sealed class JobSpec
     /// <summary>⌈<paramref name="workers"/> / <paramref name="minNodes"/>⌉, at least 1: what each node runs.</summary>
     public static int PerNode(int workers, int minNodes) => Math.Max(1, (workers + minNodes - 1) / Math.Max(1, minNodes));
 
+    /// <summary>The network of the options' shape (for sizes; its weights are not used).</summary>
+    public Core.Model.Network Network => _network.Value;
+
     /// <summary>The length of a slice result (gradients, loss and correct count).</summary>
     public int ResultLength => _network.Value.ResultLength;
 
     /// <summary>
     /// The most bytes one message of this job may take on the wire: its largest tensor (a result vector, a weights
-    /// version, or the data statistics) with room for the framing. Frames and chunked transfers past it are refused.
+    /// version, a range owner's parameters with its optimizer state — at most two values per parameter, Adam's — or the
+    /// data statistics) with room for the framing. Frames and chunked transfers past it are refused.
     /// </summary>
     public int LargestMessageBytes => Transport.DataFrames.FrameLimitFor(Math.Max(Math.Max(_network.Value.ResultLength,
-        (long)_network.Value.ParameterCount + _network.Value.BufferCount), 4L * _network.Value.InputSize));
+        3L * _network.Value.ParameterCount + _network.Value.BufferCount), 4L * _network.Value.InputSize));
 }
 
 /// <summary>Where the coordinator writes its outputs, when it runs on this node.</summary>

@@ -11,9 +11,10 @@ public sealed record GetWeights(string RunId, long Version);
 
 /// <summary>
 /// The answer: the weights (shared read-only by the node's entities) and the node's setup — its data normalised with the
-/// coordinator's normaliser, the network, the slice plan — which the cache builds once per normaliser.
+/// coordinator's normaliser, the network, the slice plan — which the cache builds once per normaliser. With sharded
+/// aggregation, the plan of range owners the version came from: where the step's pieces go (null: to the coordinator).
 /// </summary>
-public sealed record WeightsAvailable(long Version, ModelWeights Weights, TrainingSetup Setup);
+public sealed record WeightsAvailable(long Version, ModelWeights Weights, TrainingSetup Setup, RangePlan? Plan = null);
 
 /// <summary>
 /// The node's cache to the coordinator of its own process, after the normaliser: the setup it built from it, so the
@@ -36,5 +37,7 @@ public sealed class WorkerRegion;
 public sealed class CoordinatorSingleton;
 
 public sealed class WeightsCacheActor;
+
+public sealed class RangeOwnerActor;
 
 public sealed class NodeAgentActor;

@@ -60,7 +60,11 @@ public sealed record WorkerStarted(
     [property: Key(1)] string WorkerId,
     [property: Key(2)] string NodeAddress) : IWireMessage;
 
-/// <summary>The sum over one aligned subtree (Level, Index) of the canonical tree for a step.</summary>
+/// <summary>
+/// The sum over one aligned subtree (Level, Index) of the canonical tree for a step. With sharded aggregation the sum
+/// went to the range owners in pieces (<see cref="GradientPiece"/>): Sum is empty, and the coordinator gets the sum's
+/// SHA-256 (to compare duplicates) and whether it was finite.
+/// </summary>
 [MessagePackObject]
 public sealed record SliceResult(
     [property: Key(0)] string RunId,
@@ -70,7 +74,20 @@ public sealed record SliceResult(
     [property: Key(4)] int Index,
     [property: Key(5), MessagePackFormatter(typeof(RawFloatsFormatter))] float[] Sum,
     [property: Key(6)] string WorkerId,
-    [property: Key(7)] double ComputeSeconds) : IWireMessage;
+    [property: Key(7)] double ComputeSeconds,
+    [property: Key(8)] byte[] Fingerprint,
+    [property: Key(9)] bool Finite) : IWireMessage
+{
+    /// <summary>A result whose sum travels with it (coordinator aggregation).</summary>
+    public SliceResult(string runId, long step, long version, int level, int index, float[] sum, string workerId,
+        double computeSeconds) : this(runId, step, version, level, index, sum, workerId, computeSeconds, [], true)
+    {
+    }
+
+    /// <summary>True when the sum went to the range owners and only its fingerprint came here.</summary>
+    [IgnoreMember]
+    public bool Shipped => Sum.Length == 0;
+}
 
 /// <summary>Mergeable feature statistics (count, mean, M2) of one training-data chunk.</summary>
 [MessagePackObject]
@@ -120,6 +137,121 @@ public sealed record NormaliserReady(
 public sealed record PullWeights(
     [property: Key(0)] string RunId,
     [property: Key(1)] long Version) : IWireMessage;
+
+// ---- sharded aggregation: the coordinator, the range owners (one per node) and the caches ----
+
+/// <summary>
+/// Who owns which range of the result vector from now on (coordinator → every cache and owner). Generation numbers the
+/// plans of a coordinator incarnation; a message of another generation is stale. Owners[r] is a node address; range r is
+/// [Firsts[r], Ends[r]); the last range also holds what follows the parameters (statistics, loss sum, correct count).
+/// </summary>
+[MessagePackObject]
+public sealed record RangePlan(
+    [property: Key(0)] string RunId,
+    [property: Key(1)] long Generation,
+    [property: Key(2)] string[] Owners,
+    [property: Key(3)] int[] Firsts,
+    [property: Key(4)] int[] Ends) : IWireMessage;
+
+/// <summary>
+/// Coordinator → the owner of range Range: its plan, and its range's state at weights version Version: the parameters,
+/// the optimizer state (each of the optimizer's per-parameter vectors for the range, one after the other) and the
+/// buffers (every owner gets them; range 0's owner publishes them with each version).
+/// </summary>
+[MessagePackObject]
+public sealed record OwnRange(
+    [property: Key(0)] RangePlan Plan,
+    [property: Key(1)] int Range,
+    [property: Key(2)] long Version,
+    [property: Key(3), MessagePackFormatter(typeof(RawFloatsFormatter))] float[] Parameters,
+    [property: Key(4), MessagePackFormatter(typeof(RawFloatsFormatter))] float[] OptimizerState,
+    [property: Key(5), MessagePackFormatter(typeof(RawFloatsFormatter))] float[] Buffers,
+    [property: Key(6)] long AppliedUpdates) : IWireMessage;
+
+/// <summary>Worker → the owner of range Range: that range of its sum over subtree (Level, Index) of a step.</summary>
+[MessagePackObject]
+public sealed record GradientPiece(
+    [property: Key(0)] string RunId,
+    [property: Key(1)] long Generation,
+    [property: Key(2)] long Step,
+    [property: Key(3)] int Range,
+    [property: Key(4)] int Level,
+    [property: Key(5)] int Index,
+    [property: Key(6)] string WorkerId,
+    [property: Key(7), MessagePackFormatter(typeof(RawFloatsFormatter))] float[] Values) : IWireMessage;
+
+/// <summary>
+/// Coordinator → every owner: the step's tree is covered by these subtrees (Levels[i], Indices[i]), each to be taken
+/// from the piece of Workers[i]: complete the tree for your range, divide, and send the squares.
+/// </summary>
+[MessagePackObject]
+public sealed record ReduceRange(
+    [property: Key(0)] string RunId,
+    [property: Key(1)] long Generation,
+    [property: Key(2)] long Step,
+    [property: Key(3)] int[] Levels,
+    [property: Key(4)] int[] Indices,
+    [property: Key(5)] string[] Workers) : IWireMessage;
+
+/// <summary>
+/// Owner → coordinator: its range's blocks' sums of squares of the averaged gradient, the tail after the parameters
+/// (the last range only; empty otherwise), and the tensor bytes it moved since its last report (Peers[i]: the other
+/// node, Bytes[i]: sent plus received), for the per-node figures.
+/// </summary>
+[MessagePackObject]
+public sealed record RangeReduced(
+    [property: Key(0)] string RunId,
+    [property: Key(1)] long Generation,
+    [property: Key(2)] long Step,
+    [property: Key(3)] int Range,
+    [property: Key(4), MessagePackFormatter(typeof(RawDoublesFormatter))] double[] BlockSquares,
+    [property: Key(5), MessagePackFormatter(typeof(RawFloatsFormatter))] float[] Tail,
+    [property: Key(6)] string[] Peers,
+    [property: Key(7)] long[] Bytes) : IWireMessage;
+
+/// <summary>
+/// Coordinator → every owner: apply step Step to your range (unless Skip) with this clipping factor, learning rate and
+/// update count, and publish version Step + 1 to every node with these buffers.
+/// </summary>
+[MessagePackObject]
+public sealed record ApplyRange(
+    [property: Key(0)] string RunId,
+    [property: Key(1)] long Generation,
+    [property: Key(2)] long Step,
+    [property: Key(3)] bool Skip,
+    [property: Key(4)] float Scale,
+    [property: Key(5)] float LearningRate,
+    [property: Key(6)] long AppliedUpdates,
+    [property: Key(7), MessagePackFormatter(typeof(RawFloatsFormatter))] float[] Buffers) : IWireMessage;
+
+/// <summary>
+/// Owner → every node's cache: range Range of the parameters of weights version Version under Plan (which the cache hands
+/// to its workers with the version: where to send their pieces), and from range 0 the buffers.
+/// </summary>
+[MessagePackObject]
+public sealed record WeightsRange(
+    [property: Key(0)] RangePlan Plan,
+    [property: Key(1)] long Version,
+    [property: Key(2)] int Range,
+    [property: Key(3), MessagePackFormatter(typeof(RawFloatsFormatter))] float[] Parameters,
+    [property: Key(4), MessagePackFormatter(typeof(RawFloatsFormatter))] float[] Buffers) : IWireMessage;
+
+/// <summary>Coordinator → every owner: send your range's parameters and optimizer state at version Version (a checkpoint, the end).</summary>
+[MessagePackObject]
+public sealed record SnapshotRange(
+    [property: Key(0)] string RunId,
+    [property: Key(1)] long Generation,
+    [property: Key(2)] long Version) : IWireMessage;
+
+/// <summary>Owner → coordinator: its range's parameters and optimizer state at version Version.</summary>
+[MessagePackObject]
+public sealed record RangeSnapshot(
+    [property: Key(0)] string RunId,
+    [property: Key(1)] long Generation,
+    [property: Key(2)] long Version,
+    [property: Key(3)] int Range,
+    [property: Key(4), MessagePackFormatter(typeof(RawFloatsFormatter))] float[] Parameters,
+    [property: Key(5), MessagePackFormatter(typeof(RawFloatsFormatter))] float[] OptimizerState) : IWireMessage;
 
 // ---- cluster lifecycle ----
 

@@ -36,6 +36,15 @@ public sealed class WireSerializer : SerializerWithStringManifest
         (typeof(StartWorker), "sw"),
         (typeof(WorkerStarted), "ws"),
         (typeof(DataEndpoint), "de"),
+        (typeof(RangePlan), "rp"),
+        (typeof(OwnRange), "or"),
+        (typeof(GradientPiece), "gp"),
+        (typeof(ReduceRange), "rr"),
+        (typeof(RangeReduced), "rd"),
+        (typeof(ApplyRange), "ar"),
+        (typeof(WeightsRange), "wr"),
+        (typeof(SnapshotRange), "sn"),
+        (typeof(RangeSnapshot), "rs"),
     ];
 
     private static readonly FrozenDictionary<Type, string> CodeByType = Table.ToFrozenDictionary(e => e.Type, e => e.Code);

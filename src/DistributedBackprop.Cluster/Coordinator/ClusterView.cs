@@ -32,6 +32,9 @@ public sealed class ClusterView(Address self)
     public int AcceptedCaches => _caches.Keys.Count(a => _accepted.Contains(a.ToString()));
 
     /// <summary>Members whose options matched: the nodes the job's worker count follows.</summary>
+    /// <summary>The members whose options matched: the nodes that own ranges with sharded aggregation.</summary>
+    public IEnumerable<Address> AcceptedNodes => _members.Where(m => _accepted.Contains(m.ToString()));
+
     public int AcceptedMembers => _members.Count(m => _accepted.Contains(m.ToString()));
 
     public void MemberUp(Address node) => _members.Add(node);

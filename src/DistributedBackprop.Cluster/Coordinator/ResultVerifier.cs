@@ -29,8 +29,8 @@ public sealed class ResultVerifier(TimeSpan keep)
     public int Kept => _fingerprints.Count;
 
     /// <summary>Keeps <paramref name="sum"/>'s fingerprint as the result used for these slices of this step.</summary>
-    public void Remember(long step, TreeNode node, string worker, float[] sum, DateTime now) =>
-        _fingerprints[(step, node)] = (worker, Fingerprint(sum), now);
+    public void Remember(long step, TreeNode node, string worker, byte[] fingerprint, DateTime now) =>
+        _fingerprints[(step, node)] = (worker, fingerprint, now);
 
     /// <summary>
     /// Drops fingerprints older than the keep time: by time, not steps, since a straggler may answer many steps late (a
@@ -49,7 +49,7 @@ public sealed class ResultVerifier(TimeSpan keep)
     }
 
     /// <summary>Compares another worker's result for the same slices with the one kept; <paramref name="first"/> names its worker.</summary>
-    public Comparison Compare(long step, TreeNode node, string worker, float[] sum, out string? first)
+    public Comparison Compare(long step, TreeNode node, string worker, byte[] fingerprint, out string? first)
     {
         first = null;
         if (!_fingerprints.TryGetValue((step, node), out var kept) || kept.Worker == worker)
@@ -57,11 +57,15 @@ public sealed class ResultVerifier(TimeSpan keep)
             return Comparison.Nothing;
         }
         first = kept.Worker;
-        return Fingerprint(sum).AsSpan().SequenceEqual(kept.Hash) ? Comparison.Same : Comparison.Different;
+        return fingerprint.AsSpan().SequenceEqual(kept.Hash) ? Comparison.Same : Comparison.Different;
     }
 
     /// <summary>Counts a non-finite result against <paramref name="worker"/>; returns its count so far.</summary>
     public int Strike(string worker) => _strikes[worker] = _strikes.GetValueOrDefault(worker) + 1;
 
-    private static byte[] Fingerprint(float[] sum) => SHA256.HashData(MemoryMarshal.AsBytes(sum.AsSpan()));
+    /// <summary>Bytes of a fingerprint (SHA-256).</summary>
+    public const int FingerprintBytes = 32;
+
+    /// <summary>The fingerprint of a sum: the SHA-256 of its bytes.</summary>
+    public static byte[] Fingerprint(float[] sum) => SHA256.HashData(MemoryMarshal.AsBytes(sum.AsSpan()));
 }

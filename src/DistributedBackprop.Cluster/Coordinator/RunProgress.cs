@@ -72,6 +72,20 @@ public sealed class RunProgress(TrainingSetup setup, RunRecorder run, FaultLog f
     }
 
     /// <summary>The held-out split was evaluated after the last step of <paramref name="epoch"/>.</summary>
+    /// <summary>
+    /// Whether the state after step <paramref name="step"/> (the next being <paramref name="next"/>) must be whole on the
+    /// coordinator: a checkpoint is due, or it is the last step (the model is written from it).
+    /// </summary>
+    public bool NeedsState(long step, long next, long totalSteps)
+    {
+        if (next >= totalSteps)
+        {
+            return true;
+        }
+        var (_, stepInEpoch) = setup.Plan.Locate(step);
+        return setup.Options.CheckpointDir is not null && _schedule.CheckpointDue(next, _schedule.EndsEpoch(stepInEpoch));
+    }
+
     public void Evaluated(long step, int epoch, Evaluation test)
     {
         Test = test;

@@ -21,6 +21,8 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
     private readonly int _parameterCount = setup.Network.ParameterCount;
     private readonly string?[] _sliceWorkers = new string?[setup.Options.Slices];
     private readonly List<string> _stragglers = [];
+    private readonly List<(TreeNode Node, string Worker)> _shipped = [];
+    private readonly bool[] _shippedCovered = new bool[setup.Options.Slices];
     private long _version;
 
     /// <summary>What became of one result.</summary>
@@ -43,6 +45,37 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
     /// <summary>How many of the step's slices the tree holds so far.</summary>
     public int CoveredSlices { get; private set; }
 
+    /// <summary>
+    /// With sharded aggregation, the subtrees taken (each named by its worker): their sums are with the range owners, and
+    /// this is the list the owners complete the tree from.
+    /// </summary>
+    public IReadOnlyList<(TreeNode Node, string Worker)> Shipped => _shipped;
+
+    /// <summary>True when every slice of the step is covered (by sums here, or by shipped results).</summary>
+    public bool IsComplete => Tree.IsComplete || CoveredSlices == _slices && _shipped.Count > 0;
+
+    private bool IsCovered(int slice) => Tree.IsCovered(slice) || _shippedCovered[slice];
+
+    private bool Overlaps(TreeNode node)
+    {
+        for (var s = node.First; s < node.End(_slices); s++)
+        {
+            if (IsCovered(s))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>Forgets the step's results (the tree's buffers go back to the pool).</summary>
+    public void Reset()
+    {
+        Tree.Reset();
+        _shipped.Clear();
+        Array.Clear(_shippedCovered);
+    }
+
     /// <summary>Per slice, the worker whose sum was used.</summary>
     public IReadOnlyList<string?> SliceWorkers => _sliceWorkers;
 
@@ -59,6 +92,8 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
         _version = version;
         Array.Clear(_sliceWorkers);
         CoveredSlices = 0;
+        _shipped.Clear();
+        Array.Clear(_shippedCovered);
         _stragglers.Clear();
         verifier.Expire(now);
         var silentBefore = work.Silent.ToHashSet();
@@ -73,7 +108,7 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
     }
 
     /// <summary>A worker was lost: the uncovered parts of its runs, for live workers.</summary>
-    public IReadOnlyList<Assignment> WorkerLost(string worker) => work.Reassign(worker, Tree.IsCovered);
+    public IReadOnlyList<Assignment> WorkerLost(string worker) => work.Reassign(worker, IsCovered);
 
     /// <summary>The step is slow: its stragglers' slices get speculative copies (or, with nothing out, it starts again).</summary>
     public IReadOnlyList<Assignment> Speculate(DateTime now)
@@ -82,7 +117,7 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
         {
             return work.BeginStep(now);
         }
-        var copies = work.Speculate(Tree.IsCovered);
+        var copies = work.Speculate(IsCovered);
         foreach (var copy in copies)
         {
             var owner = work.Current.FirstOrDefault(a => !a.Copy && a.First <= copy.First && copy.First < a.End);
@@ -109,7 +144,7 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
             return Intake.Dropped;
         }
         var node = new TreeNode(result.Level, result.Index);
-        if (result.Step != Step || result.Version != _version || Tree.Overlaps(node))
+        if (result.Step != Step || result.Version != _version || Overlaps(node))
         {
             // Stale (a straggler's, after its copy won) or a duplicate: dropped, but compared where possible.
             CrossCheck(node, result);
@@ -118,19 +153,28 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
         }
         var first = node.First;
         var end = node.End(_slices);
-        if (!double.IsFinite(Elementwise.SumOfSquares(result.Sum.AsSpan(0, _parameterCount))) && !work.WasRecomputed(first, end))
+        var finite = result.Shipped ? result.Finite : double.IsFinite(Elementwise.SumOfSquares(result.Sum.AsSpan(0, _parameterCount)));
+        if (!finite && !work.WasRecomputed(first, end))
         {
             return NonFinite(result.WorkerId, first, end);
         }
         if (work.Current.Any(a => a.Copy && a.First < end && first < a.End))
         {
             // A speculative copy of these slices is out: keep a fingerprint so the two results can be compared.
-            verifier.Remember(result.Step, node, result.WorkerId, result.Sum, now);
+            verifier.Remember(result.Step, node, result.WorkerId, FingerprintOf(result), now);
         }
-        Tree.Add(node, result.Sum);
+        if (result.Shipped)
+        {
+            _shipped.Add((node, result.WorkerId));
+            Array.Fill(_shippedCovered, true, first, end - first);
+        }
+        else
+        {
+            Tree.Add(node, result.Sum);
+        }
         CoveredSlices += end - first;
         Array.Fill(_sliceWorkers, result.WorkerId, first, end - first);
-        return Tree.IsComplete ? Intake.Completed : Intake.Added;
+        return IsComplete ? Intake.Completed : Intake.Added;
     }
 
     /// <summary>
@@ -138,7 +182,8 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
     /// node (2, 2^30) read as slices 0..3 once its first slice wrapped.
     /// </summary>
     public bool IsWellFormed(SliceResult result) =>
-        result.Sum.Length == _resultLength && result.Level >= 0 && result.Index >= 0
+        (result.Shipped ? result.Fingerprint.Length == ResultVerifier.FingerprintBytes : result.Sum.Length == _resultLength)
+        && result.Level >= 0 && result.Index >= 0
         && result.Level <= GradientTree.RootLevel(_slices) && ((long)result.Index << result.Level) < _slices;
 
     /// <summary>
@@ -147,7 +192,7 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
     /// </summary>
     public void CrossCheck(TreeNode node, SliceResult duplicate)
     {
-        var comparison = verifier.Compare(duplicate.Step, node, duplicate.WorkerId, duplicate.Sum, out var first);
+        var comparison = verifier.Compare(duplicate.Step, node, duplicate.WorkerId, FingerprintOf(duplicate), out var first);
         if (comparison == ResultVerifier.Comparison.Nothing)
         {
             log.Debug("dropped a duplicate result for step {0} from {1}", duplicate.Step, duplicate.WorkerId);
@@ -162,6 +207,10 @@ public sealed class StepRound(string runId, TrainingSetup setup, WorkAssignment 
                 duplicate.WorkerId);
         }
     }
+
+    /// <summary>The SHA-256 of a result's sum: computed here, or by the worker that shipped the sum to the owners.</summary>
+    private static byte[] FingerprintOf(SliceResult result) =>
+        result.Shipped ? result.Fingerprint : ResultVerifier.Fingerprint(result.Sum);
 
     /// <summary>
     /// A NaN/Inf sum is recomputed on another worker once; if that one agrees, it is the data's, and the health monitor

@@ -157,6 +157,15 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         Receive<ClusterEvent.ReachableMember>(e => _membership.Reachable(e.Member.Address, Step));
         Receive<ClusterEvent.MemberRemoved>(removed =>
         {
+            if (_training?.OwnsRange(removed.Member.Address) == true && !_context.HasEnded)
+            {
+                // Its range's optimizer state went with it: start again from the newest checkpoint (the singleton
+                // manager restarts this actor; PreStart resumes as a coordinator that took over does).
+                _faults.Add("owner-lost", Step, removed.Member.Address.ToString(),
+                    "a range owner's node was removed; the coordinator starts again from the newest checkpoint");
+                _run.Info("owner-lost", $"range owner {removed.Member.Address} removed at step {Step}; restarting from the newest checkpoint", Step);
+                throw new OwnerLostException(removed.Member.Address.ToString());
+            }
             WorkersLost(_membership.Removed(removed.Member.Address, Step, out var restart));
             foreach (var worker in restart)
             {
@@ -344,7 +353,11 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         var progress = new RunProgress(setup, _run, _faults, _context.Progress);
         _outbox.Timings = progress.Timings;
         _round = new StepRound(_runId, setup, _work, _verifier, _faults, _context.Pool, _log);
-        _training = new TrainingPhase(setup, state, _round, progress, _published, _work, _view, _membership, _run, _outbox, _wait, _spec.Tuning);
+        var sharded = _spec.Options.Aggregation == "sharded"
+            ? new ShardedAggregation(_runId, setup, TensorTransport.For(Context.System), Context.System, Self)
+            : null;
+        _training = new TrainingPhase(setup, state, _round, progress, _published, _work, _view, _membership, _run, _outbox,
+            _wait, _spec.Tuning, sharded);
         _run.Info("run-started", $"training steps {state.Step}..{setup.TotalSteps - 1}: {_workerIds.Length} workers, "
                                  + $"nodes {_view.Members.Count}, coordinator on {_cluster.SelfAddress}", state.Step);
         Become(Training);
@@ -369,6 +382,20 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             else if (_training.TailDeadline() is { } tail)
             {
                 Timers.StartSingleTimer("tick", new Tick(_wait.Current), tail);
+            }
+        });
+        Receive<RangeReduced>(reduced =>
+        {
+            if (FromMember(reduced) && _training!.Reduced(reduced, Senders.NodeOf(Sender, Context.System)))
+            {
+                NextStage(_training.Current);
+            }
+        });
+        Receive<RangeSnapshot>(snapshot =>
+        {
+            if (FromMember(snapshot) && _training!.Snapshot(snapshot, Senders.NodeOf(Sender, Context.System)))
+            {
+                NextStage(_training.Current);
             }
         });
         Common();

@@ -15,11 +15,17 @@ namespace DistributedBackprop.Cluster.Coordinator;
 /// </summary>
 public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, StepRound round, RunProgress progress,
     PublishedWeights published, WorkAssignment work, ClusterView view, Membership membership, RunRecorder run,
-    CoordinatorOutbox outbox, PhaseWait wait, CoordinatorTuning tuning)
+    CoordinatorOutbox outbox, PhaseWait wait, CoordinatorTuning tuning, ShardedAggregation? sharded = null)
 {
-    public enum Stage { Step, Evaluation, Done }
+    /// <summary>
+    /// Step: results come in. Reduction and Snapshot (sharded aggregation only): the owners complete their ranges' trees,
+    /// and send their ranges' state for a checkpoint or the end. Evaluation: the held-out chunks come in.
+    /// </summary>
+    public enum Stage { Step, Reduction, Snapshot, Evaluation, Done }
 
     private EvaluationRound? _evaluation;
+    private StepReport _applied;
+    private Stopwatch _applyClock = new();
     private bool _tailTimed;
     private TimeSpan _stragglerDelay;
 
@@ -32,12 +38,33 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
     /// <summary>Publishes the first version and starts the first step (<see cref="Stage.Done"/> when none is left).</summary>
     public Stage Start()
     {
-        outbox.WeightsToAll(published.Publish(state.Step, state.Weights, parametersWritten: false));
+        if (sharded is not null)
+        {
+            // The owners publish the first version, each its range.
+            sharded.Timings = progress.Timings;
+            sharded.Start(state, view.AcceptedNodes);
+        }
+        else
+        {
+            outbox.WeightsToAll(published.Publish(state.Step, state.Weights, parametersWritten: false));
+        }
         return NextStep();
     }
 
+    /// <summary>The weights version the current step computes with (a version is named by the step that starts from it).</summary>
+    private long Version => sharded is not null ? state.Step : published.Current!.Version;
+
+    /// <summary>True when <paramref name="node"/> owns a range (sharded aggregation): losing it loses optimizer state.</summary>
+    public bool OwnsRange(Akka.Actor.Address node) => sharded?.Owns(node) == true;
+
     /// <summary>What the current stage waits for, for the message when the wait gives up.</summary>
-    public string Waiting => Current == Stage.Evaluation ? $"evaluation after step {state.Step}" : $"step {state.Step}";
+    public string Waiting => Current switch
+    {
+        Stage.Evaluation => $"evaluation after step {state.Step}",
+        Stage.Reduction => $"the range owners' reduction of step {state.Step}",
+        Stage.Snapshot => $"the range owners' state at step {state.Step}",
+        _ => $"step {state.Step}",
+    };
 
     /// <summary>
     /// When the first nudge of the current stage is due: a step's stragglers are waited for as long as steps usually
@@ -50,7 +77,11 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
     {
         if (Current == Stage.Step)
         {
-            outbox.Compute(round.Speculate(DateTime.UtcNow), round.Step, published.Current!.Version);
+            outbox.Compute(round.Speculate(DateTime.UtcNow), round.Step, Version);
+        }
+        else if (Current == Stage.Reduction)
+        {
+            sharded!.NudgeReduce();
         }
         else if (Current == Stage.Evaluation)
         {
@@ -63,7 +94,7 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
     {
         foreach (var worker in workers.Where(_ => Current == Stage.Step))
         {
-            outbox.Compute(round.WorkerLost(worker), round.Step, published.Current!.Version);
+            outbox.Compute(round.WorkerLost(worker), round.Step, Version);
         }
     }
 
@@ -79,7 +110,7 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
             run.WorkerExcluded(result.WorkerId, round.Step, $"returned non-finite gradients {strikes} times");
             membership.Snapshot(state.Step);
         }
-        outbox.Compute(intake.Recompute, round.Step, published.Current!.Version);
+        outbox.Compute(intake.Recompute, round.Step, Version);
         if (!intake.Taken)
         {
             return false;
@@ -137,22 +168,72 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
         {
             return null;
         }
+        if (sharded is not null)
+        {
+            // The parameters and optimizer state are with the owners: the newest checkpoint written is where to resume.
+            return Resume.HasCheckpoint(setup.Options) ? dir : null;
+        }
         run.Checkpoint(new CheckpointStore(dir).Save(setup, state), state.Step);
         return dir;
     }
 
+    /// <summary>An owner's reduction of the current step; true when it was the last and the step moved on.</summary>
+    public bool Reduced(RangeReduced reduced, Akka.Actor.Address from)
+    {
+        if (Current != Stage.Reduction || !sharded!.Reduced(reduced, from, state.Step))
+        {
+            return false;
+        }
+        wait.Progressed(DateTime.UtcNow);
+        _applied = sharded.Decide(state).Report;
+        round.Reset();
+        if (progress.NeedsState(_applied.Step, state.Step, setup.TotalSteps))
+        {
+            sharded.RequestSnapshot(state.Step);
+            Current = Stage.Snapshot;
+            return true;
+        }
+        Stepped();
+        return true;
+    }
+
+    /// <summary>An owner's range state; true when it was the last, the state is whole here, and the step moved on.</summary>
+    public bool Snapshot(RangeSnapshot snapshot, Akka.Actor.Address from)
+    {
+        if (Current != Stage.Snapshot || !sharded!.Snapshot(snapshot, from, state))
+        {
+            return false;
+        }
+        wait.Progressed(DateTime.UtcNow);
+        Stepped();
+        return true;
+    }
+
     private void Apply()
     {
-        var applyClock = Stopwatch.StartNew();
+        _applyClock = Stopwatch.StartNew();
+        if (sharded is not null)
+        {
+            sharded.Reduce(round.Step, round.Shipped);
+            Current = Stage.Reduction;
+            return;
+        }
         // The optimizer writes the new parameters into the next version's buffer as it updates them.
-        var report = state.Apply(round.Tree.Root, setup.Options.Batch, setup.Options.Slices,
+        _applied = state.Apply(round.Tree.Root, setup.Options.Batch, setup.Options.Slices,
             published.ParametersOf(state.Step + 1, state.Weights));
-        round.Tree.Reset();
+        round.Reset();
         outbox.WeightsToAll(published.Publish(state.Step, state.Weights, parametersWritten: true));
-        if (progress.Stepped(report, state, applyClock.Elapsed.TotalSeconds, round, work.Alive.Count, out var epoch))
+        Stepped();
+    }
+
+    /// <summary>The step is applied: its report, then an evaluation after an epoch, or the next step.</summary>
+    private void Stepped()
+    {
+        var report = _applied;
+        if (progress.Stepped(report, state, _applyClock.Elapsed.TotalSeconds, round, work.Alive.Count, out var epoch))
         {
             Current = Stage.Evaluation;
-            _evaluation = new EvaluationRound(setup.Data.Test.Count, published.Current!.Version, epoch);
+            _evaluation = new EvaluationRound(setup.Data.Test.Count, sharded is not null ? state.Step : published.Current!.Version, epoch);
             outbox.Evaluate(work.Spread(_evaluation.Missing), _evaluation.Version);
             return;
         }
@@ -168,7 +249,7 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
         progress.BeginStep();
         _tailTimed = false;
         _stragglerDelay = progress.Timings.StragglerDelay(tuning);
-        var version = published.Current!.Version;
+        var version = Version;
         outbox.Compute(round.Begin(state.Step, version, DateTime.UtcNow, view.PlacementOf), state.Step, version);
         return Current = Stage.Step;
     }

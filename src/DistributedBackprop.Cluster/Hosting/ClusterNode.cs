@@ -272,6 +272,8 @@ public sealed class ClusterNode : IAsyncDisposable
                 }
                 var cache = system.ActorOf(Props.Create(() => new WeightsCache(context.Spec)), "weights-cache");
                 registry.Register<WeightsCacheActor>(cache);
+                registry.Register<RangeOwnerActor>(system.ActorOf(Props.Create(() => new Aggregation.RangeOwner(context.Spec)),
+                    "range-owner"));
             })
             .WithShardRegion<WorkerRegion>("worker",
                 (system, registry, resolver) => entityId =>

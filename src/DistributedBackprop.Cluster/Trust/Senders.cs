@@ -73,14 +73,29 @@ public static class Senders
     /// <paramref name="message"/> and says false. What only the coordinator sends — jobs, weights, the normaliser,
     /// verdicts, the end — is believed from no other actor of another node.
     /// </summary>
-    public static bool FromCoordinator(IActorRef sender, ActorSystem system, ILoggingAdapter log, object message)
+    public static bool FromCoordinator(IActorRef sender, ActorSystem system, ILoggingAdapter log, object message) =>
+        FromLocalOrAt(CoordinatorPath, sender, system, log, message, "only the coordinator may send it");
+
+    /// <summary>A range owner's path under its node.</summary>
+    private static readonly string[] OwnerPath = ["user", "range-owner"];
+
+    /// <summary>
+    /// True when <paramref name="sender"/> is of this process, or is a node's range owner on a member; otherwise drops
+    /// <paramref name="message"/> and says false. Ranges of weights are believed from no other actor of another node.
+    /// </summary>
+    public static bool FromOwner(IActorRef sender, ActorSystem system, ILoggingAdapter log, object message) =>
+        FromLocalOrAt(OwnerPath, sender, system, log, message, "only a range owner may send it");
+
+    /// <summary>True for an actor of this process, or one at <paramref name="path"/> on a member; else the message is dropped.</summary>
+    private static bool FromLocalOrAt(string[] path, IActorRef sender, ActorSystem system, ILoggingAdapter log, object message,
+        string rule)
     {
         if (!sender.IsNobody() && (NodeOf(sender, system) == SelfAddress(system)
-                                   || (sender.Path.Elements.SequenceEqual(CoordinatorPath) && IsLocalOrMember(sender, system))))
+                                   || (sender.Path.Elements.SequenceEqual(path) && IsLocalOrMember(sender, system))))
         {
             return true;
         }
-        Drop(log, message, sender, "only the coordinator may send it");
+        Drop(log, message, sender, rule);
         return false;
     }
 

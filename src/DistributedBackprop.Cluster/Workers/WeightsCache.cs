@@ -24,6 +24,12 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
     private readonly SortedDictionary<long, ModelWeights> _versions = [];
     private readonly Dictionary<long, List<IActorRef>> _waiting = [];
     private readonly ChunkAssembler _assembler;
+    private readonly Dictionary<long, RangePlan> _plans = [];
+    private readonly Dictionary<long, RangeAssembly> _assembling = [];
+    private readonly int _parameterCount;
+    private readonly int _bufferCount;
+    private readonly int _resultLength;
+    private RangePlan? _lastPlan;
     private IActorRef? _coordinator;
     private string? _runId;
     private TrainingSetup? _setup;
@@ -31,6 +37,8 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
     public WeightsCache(JobSpec spec)
     {
         _spec = spec;
+        var network = spec.Network;
+        (_parameterCount, _bufferCount, _resultLength) = (network.ParameterCount, network.BufferCount, network.ResultLength);
         _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System),
             maxTransferBytes: spec.LargestMessageBytes);
         // Weights, the normaliser and their chunks are believed only from this process or the coordinator (Senders).
@@ -68,6 +76,13 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
             ServeWaiting();
         });
         Receive<WeightsVersion>(OnWeights);
+        Receive<WeightsRange>(range =>
+        {
+            if (Senders.FromOwner(Sender, Context.System, _log, range))
+            {
+                OnRange(range);
+            }
+        });
         Receive<GetWeights>(OnGet);
         Receive<PullIfStillMissing>(missing =>
         {
@@ -90,31 +105,117 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
         {
             _coordinator = Sender;
         }
-        _runId = message.RunId;
-        if (_versions.Count > 0 && message.Version < _versions.Keys.Last())
+        Store(message.RunId, message.Version, new ModelWeights(message.Parameters, message.Buffers), plan: null);
+    }
+
+    private void Store(string runId, long version, ModelWeights weights, RangePlan? plan)
+    {
+        _runId = runId;
+        if (_versions.Count > 0 && version < _versions.Keys.Last())
         {
             // A coordinator only ever publishes newer versions; an older one comes from a new incarnation that resumed
             // from a checkpoint behind the old one. Without this the eviction below would drop the very version the new
             // incarnation's workers ask for ("gone"), for ever. The newer versions belong to the dead incarnation's
             // timeline (the replay recomputes them): drop them, and release whoever waits for one of them.
-            foreach (var newer in _versions.Keys.Where(v => v > message.Version).ToList())
+            foreach (var newer in _versions.Keys.Where(v => v > version).ToList())
             {
                 _versions.Remove(newer);
+                _plans.Remove(newer);
             }
-            foreach (var version in _waiting.Keys.Where(v => v > message.Version).ToList())
+            foreach (var waiting in _waiting.Keys.Where(v => v > version).ToList())
             {
-                Reply(_waiting[version], new WeightsGone(version));
-                _waiting.Remove(version);
+                Reply(_waiting[waiting], new WeightsGone(waiting));
+                _waiting.Remove(waiting);
             }
-            _log.Info("weights version {0} is older than this cache's; a new coordinator incarnation resumed", message.Version);
+            _log.Info("weights version {0} is older than this cache's; a new coordinator incarnation resumed", version);
         }
-        _versions[message.Version] = new ModelWeights(message.Parameters, message.Buffers);
+        _versions[version] = weights;
+        if (plan is null)
+        {
+            _plans.Remove(version);
+        }
+        else
+        {
+            _plans[version] = plan;
+        }
         while (_versions.Count > Keep)
         {
+            _plans.Remove(_versions.Keys.First());
             _versions.Remove(_versions.Keys.First());
         }
         ServeWaiting();
     }
+
+    /// <summary>
+    /// A range of a version from its owner (sharded aggregation): copied into the version being assembled; the version is
+    /// served once every range of its plan is in. A plan of a newer generation (a coordinator that started again)
+    /// replaces an older one's ranges and versions.
+    /// </summary>
+    private void OnRange(WeightsRange range)
+    {
+        var plan = range.Plan;
+        if (!FitsThisRun(range))
+        {
+            Senders.Drop(_log, range, Sender, "a range or plan that does not fit this run");
+            return;
+        }
+        if (_plans.TryGetValue(range.Version, out var have) && have.Generation >= plan.Generation)
+        {
+            return; // already assembled (a pulled range that came twice)
+        }
+        if (!_assembling.TryGetValue(range.Version, out var assembly) || assembly.Plan.Generation < plan.Generation)
+        {
+            assembly = new RangeAssembly(plan, new float[_parameterCount], new float[_bufferCount], new bool[plan.Owners.Length]);
+            _assembling[range.Version] = assembly;
+            while (_assembling.Count > Keep)
+            {
+                _assembling.Remove(_assembling.Keys.Min());
+            }
+        }
+        else if (assembly.Plan.Generation > plan.Generation || assembly.Got[range.Range])
+        {
+            return;
+        }
+        range.Parameters.CopyTo(assembly.Parameters, plan.Firsts[range.Range]);
+        if (range.Range == 0)
+        {
+            range.Buffers.CopyTo(assembly.Buffers, 0);
+        }
+        assembly.Got[range.Range] = true;
+        if (assembly.Got.All(g => g))
+        {
+            _assembling.Remove(range.Version);
+            if (_lastPlan is null || _lastPlan.Generation < plan.Generation)
+            {
+                _lastPlan = plan;
+            }
+            Store(plan.RunId, range.Version, new ModelWeights(assembly.Parameters, assembly.Buffers), plan);
+        }
+    }
+
+    /// <summary>A plan that cuts this run's result vector into contiguous ranges, and a range of its size.</summary>
+    private bool FitsThisRun(WeightsRange range)
+    {
+        var plan = range.Plan;
+        var count = plan.Owners.Length;
+        if (plan.RunId != _spec.ConfigHash || count == 0 || plan.Firsts.Length != count || plan.Ends.Length != count
+            || plan.Owners.Any(o => o is null) || range.Range < 0 || range.Range >= count || range.Version < 0
+            || plan.Firsts[0] != 0 || plan.Ends[^1] != _resultLength)
+        {
+            return false;
+        }
+        for (var r = 0; r < count; r++)
+        {
+            if (plan.Firsts[r] >= plan.Ends[r] || (r > 0 && plan.Firsts[r] != plan.Ends[r - 1]) || plan.Firsts[r] >= _parameterCount)
+            {
+                return false;
+            }
+        }
+        var parameters = Math.Min(plan.Ends[range.Range], _parameterCount) - plan.Firsts[range.Range];
+        return range.Parameters.Length == parameters && range.Buffers.Length == (range.Range == 0 ? _bufferCount : 0);
+    }
+
+    private sealed record RangeAssembly(RangePlan Plan, float[] Parameters, float[] Buffers, bool[] Got);
 
     /// <summary>Answers whoever waits for a version that is here now (once the setup is too), or that is gone.</summary>
     private void ServeWaiting()
@@ -129,7 +230,7 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
             {
                 if (_setup is not null)
                 {
-                    Reply(_waiting[version], new WeightsAvailable(version, weights, _setup));
+                    Reply(_waiting[version], new WeightsAvailable(version, weights, _setup, _plans.GetValueOrDefault(version)));
                     _waiting.Remove(version);
                 }
             }
@@ -150,7 +251,7 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
         {
             if (_setup is not null)
             {
-                Sender.Tell(new WeightsAvailable(request.Version, weights, _setup));
+                Sender.Tell(new WeightsAvailable(request.Version, weights, _setup, _plans.GetValueOrDefault(request.Version)));
             }
             else
             {
@@ -166,7 +267,7 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
         }
         if (!_waiting.ContainsKey(request.Version))
         {
-            if (_coordinator is not null && _versions.Count > 0 && request.Version < _versions.Keys.Last())
+            if ((_coordinator is not null || _lastPlan is not null) && _versions.Count > 0 && request.Version < _versions.Keys.Last())
             {
                 // Newer versions exist but this one is missing: it was lost, ask again rather than wait forever.
                 Pull(request.RunId, request.Version);
@@ -191,6 +292,19 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
 
     private void Pull(string runId, long version)
     {
+        if (_lastPlan is { } plan && _versions.Count > 0 && _plans.ContainsKey(_versions.Keys.Last()))
+        {
+            // Sharded: the ranges come from their owners (each keeps its last versions).
+            _log.Info("weights version {0} missing on this node; pulling its ranges from their owners", version);
+            foreach (var owner in plan.Owners.Distinct())
+            {
+                if (ActorPath.TryParse($"{owner}/user/range-owner", out var path))
+                {
+                    ((ExtendedActorSystem)Context.System).Provider.ResolveActorRef(path).Tell(new PullWeights(_runId ?? runId, version));
+                }
+            }
+            return;
+        }
         _log.Info("weights version {0} missing on this node; pulling it from the coordinator", version);
         _coordinator?.Tell(new PullWeights(_runId ?? runId, version));
     }

@@ -100,7 +100,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             if (FromCoordinator(job) && IsThisRun(job.RunId, job.Step) && InRange(job, job.FirstSlice, job.SliceCount,
                     _spec.Options.Slices, "slices") && InRange(job, job.Step, 1, TotalSteps, "steps"))
             {
-                WithWeights(job.RunId, job.Version, Sender, (weights, setup) => ComputeSlices(job, weights, setup));
+                WithWeights(job.RunId, job.Version, Sender, (weights, setup, plan) => ComputeSlices(job, weights, setup, plan));
             }
         });
         Receive<EvaluateChunks>(job =>
@@ -108,7 +108,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             if (FromCoordinator(job) && IsThisRun(job.RunId, job.Version)
                 && InRange(job, job.FirstChunk, job.ChunkCount, Evaluator.ChunkCount(_spec.RawData.Test.Count), "evaluation chunks"))
             {
-                WithWeights(job.RunId, job.Version, Sender, (weights, setup) => Evaluate(job, weights, setup));
+                WithWeights(job.RunId, job.Version, Sender, (weights, setup, _) => Evaluate(job, weights, setup));
             }
         });
         Receive<ComputeStatistics>(job =>
@@ -140,7 +140,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
 
     /// <summary>Asks the node's cache for a weights version (it comes with the node's setup), then runs the work with it.</summary>
     private void WithWeights(string runId, long version, IActorRef replyTo,
-        Func<Core.Model.ModelWeights, TrainingSetup, IReadOnlyList<IWireMessage>> work)
+        Func<Core.Model.ModelWeights, TrainingSetup, RangePlan?, IReadOnlyList<IWireMessage>> work)
     {
         _cache.Tell(new GetWeights(runId, version));
         Timers.StartSingleTimer("weights", new WeightsDidNotArrive(version), _spec.Tuning.WeightsWait);
@@ -156,7 +156,8 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             Receive<WeightsAvailable>(w => w.Version == version, w =>
             {
                 Timers.Cancel("weights");
-                Start(replyTo, runId, version, () => work(w.Weights, w.Setup));
+                _plan = w.Plan;
+                Start(replyTo, runId, version, () => work(w.Weights, w.Setup, w.Plan));
             });
             Receive<WeightsGone>(g => g.Version == version, _ => GiveUp($"weights version {version} is gone"));
             Receive<WeightsDidNotArrive>(late => late.Version == version,
@@ -185,7 +186,8 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             {
                 foreach (var reply in done.Replies)
                 {
-                    _transport.Send(done.ReplyTo, reply, Self);
+                    // A piece goes to its range's owner (sharded aggregation), everything else to whoever asked.
+                    _transport.Send(reply is GradientPiece piece ? OwnerOf(piece.Range) : done.ReplyTo, reply, Self);
                 }
                 BecomeIdle();
             });
@@ -241,7 +243,22 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
         return false;
     }
 
-    private IReadOnlyList<IWireMessage> ComputeSlices(ComputeSlices job, Core.Model.ModelWeights weights, TrainingSetup setup)
+    /// <summary>The owner of range <paramref name="range"/> in the plan of the weights the last job used.</summary>
+    private IActorRef OwnerOf(int range)
+    {
+        if (_owners.Plan != _plan)
+        {
+            var provider = ((ExtendedActorSystem)Context.System).Provider;
+            _owners = (_plan, _plan!.Owners.Select(o => provider.ResolveActorRef(ActorPath.Parse(o) / "user" / "range-owner")).ToArray());
+        }
+        return _owners.Refs[range];
+    }
+
+    private RangePlan? _plan;
+    private (RangePlan? Plan, IActorRef[] Refs) _owners = (null, []);
+
+    private IReadOnlyList<IWireMessage> ComputeSlices(ComputeSlices job, Core.Model.ModelWeights weights, TrainingSetup setup,
+        RangePlan? plan)
     {
         var clock = Stopwatch.StartNew();
         _runner ??= new SliceRunner(setup.Network, setup.Plan.SliceSize, setup.Options.Slices, _spec.ThreadsPerWorker,
@@ -252,8 +269,40 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             job.FirstSlice + job.SliceCount);
         _context.ComputedSlicesHook?.OnComputed(job.Step, nodes);
         var seconds = clock.Elapsed.TotalSeconds;
+        if (plan is not null)
+        {
+            return Ship(job, nodes, plan, setup.Network.ParameterCount, seconds);
+        }
         return nodes.Select(n => (IWireMessage)new SliceResult(job.RunId, job.Step, job.Version, n.Key.Level, n.Key.Index,
             n.Value, _workerId, seconds)).ToList();
+    }
+
+    /// <summary>
+    /// Sharded aggregation: each subtree sum is cut into the plan's ranges, one piece per owner; the coordinator gets the
+    /// result without its sum — the sum's SHA-256 (duplicates are compared by it) and whether it is finite. The pieces are
+    /// listed (and so sent) before the result, so an owner's piece is on its way when the coordinator names it.
+    /// </summary>
+    private List<IWireMessage> Ship(ComputeSlices job, List<KeyValuePair<TreeNode, float[]>> nodes, RangePlan plan,
+        int parameterCount, double seconds)
+    {
+        var messages = new List<IWireMessage>();
+        var results = new List<IWireMessage>();
+        foreach (var (node, sum) in nodes)
+        {
+            for (var r = 0; r < plan.Owners.Length; r++)
+            {
+                messages.Add(new GradientPiece(job.RunId, plan.Generation, job.Step, r, node.Level, node.Index, _workerId,
+                    sum[plan.Firsts[r]..plan.Ends[r]]));
+            }
+            var finite = double.IsFinite(Core.Kernels.Elementwise.SumOfSquares(sum.AsSpan(0, parameterCount)));
+            var fingerprint = System.Security.Cryptography.SHA256.HashData(
+                System.Runtime.InteropServices.MemoryMarshal.AsBytes(sum.AsSpan(0, _spec.ResultLength)));
+            results.Add(new SliceResult(job.RunId, job.Step, job.Version, node.Level, node.Index, [], _workerId, seconds,
+                fingerprint, finite));
+            _context.Pool.Return(sum);
+        }
+        messages.AddRange(results);
+        return messages;
     }
 
     private IReadOnlyList<IWireMessage> Evaluate(EvaluateChunks job, Core.Model.ModelWeights weights, TrainingSetup setup)

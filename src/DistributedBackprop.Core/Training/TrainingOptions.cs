@@ -26,6 +26,15 @@ public sealed record TrainingOptions
     public int Workers { get; init; } = 1;
     /// <summary>Compute threads of one worker; slices run in parallel on them. Never changes the result.</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>
+    /// Where a step's gradients are summed and the optimizer runs: <c>coordinator</c> (on the coordinator's node) or
+    /// <c>sharded</c> (range owners, one per node). Never changes the result.
+    /// </summary>
+    public string Aggregation { get; init; } = "coordinator";
+
+    /// <summary>The values of <see cref="Aggregation"/>.</summary>
+    public static readonly string[] Aggregations = ["coordinator", "sharded"];
+
     public string? CheckpointDir { get; init; }
     public int CheckpointEvery { get; init; }
 
@@ -46,6 +55,7 @@ public sealed record TrainingOptions
         Require(DecayFactor > 0 && DecayFactor <= 1, nameof(DecayFactor), $"{DecayFactor} must be in (0, 1], e.g. 0.1.");
         Require(Workers > 0, nameof(Workers), $"{Workers} must be a positive number.");
         Require(Threads > 0, nameof(Threads), $"{Threads} must be a positive number.");
+        Require(Aggregations.Contains(Aggregation), nameof(Aggregation), $"unknown aggregation '{Aggregation}'; use coordinator or sharded.");
         Require(CheckpointEvery >= 0, nameof(CheckpointEvery), $"{CheckpointEvery} must be 0 (at epoch ends) or a positive number of steps.");
         Require(Model.NetworkSpec.Activations.Contains(Activation), nameof(Activation), $"unknown activation '{Activation}'; use relu, leaky-relu, tanh or sigmoid.");
         Require(Loss is "cross-entropy" or "mse", nameof(Loss), $"unknown loss '{Loss}'; use cross-entropy or mse.");

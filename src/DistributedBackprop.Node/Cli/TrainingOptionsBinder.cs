@@ -8,7 +8,7 @@ public static class TrainingOptionsBinder
     public static readonly HashSet<string> Valued =
     [
         "data", "layers", "activation", "loss", "optimizer", "lr", "momentum", "batch", "slices", "epochs", "clip",
-        "dropout", "seed", "warmup", "decay", "decay-every", "decay-factor", "workers", "threads", "checkpoint-dir",
+        "dropout", "seed", "warmup", "decay", "decay-every", "decay-factor", "workers", "threads", "aggregation", "checkpoint-dir",
         "checkpoint-every", "out", "summary-json", "resume", "run-dir",
     ];
 
@@ -56,6 +56,8 @@ public static class TrainingOptionsBinder
             DecayFactor = args.Float("decay-factor", d.DecayFactor),
             Workers = args.Int("workers", d.Workers),
             Threads = args.Int("threads", d.Threads),
+            // Also from the environment (as `node` takes every option): a deployment sets it once for all its nodes.
+            Aggregation = args.String("aggregation") ?? Environment.GetEnvironmentVariable("DISTBP_AGGREGATION") ?? d.Aggregation,
             CheckpointDir = args.String("checkpoint-dir"),
             CheckpointEvery = args.Int("checkpoint-every", d.CheckpointEvery),
         };
@@ -72,6 +74,7 @@ public static class TrainingOptionsBinder
             "--epochs", $"{o.Epochs}", "--clip", F(o.Clip), "--dropout", F(o.Dropout), "--seed", $"{o.Seed}",
             "--warmup", $"{o.WarmupSteps}", "--decay", o.Decay, "--decay-every", $"{o.DecayEvery}",
             "--decay-factor", F(o.DecayFactor), "--workers", $"{o.Workers}", "--threads", $"{o.Threads}",
+            "--aggregation", o.Aggregation,
             "--checkpoint-every", $"{o.CheckpointEvery}",
         };
         if (o.DataPath is { } data)
@@ -109,6 +112,8 @@ public static class TrainingOptionsBinder
           --decay NAME           none | step | cosine (default none); --decay-every N, --decay-factor X for step
           --workers N            workers (default 1)
           --threads N            compute threads per worker; never changes the result (default: cores)
+          --aggregation MODE     coordinator | sharded: where gradients are summed and the optimizer runs; never
+                                 changes the result (default coordinator; also DISTBP_AGGREGATION)
           --run-dir DIR          the run folder: config, metrics.jsonl, events.jsonl, checkpoints, summary, model
                                  (default: runs/<UTC time>-<config hash>); a folder holding a run is never reused
           --checkpoint-dir DIR   write checkpoints there (default: RUN_DIR/checkpoints)

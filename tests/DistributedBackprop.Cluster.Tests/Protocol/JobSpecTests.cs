@@ -19,13 +19,14 @@ public sealed class JobSpecTests
     }
 
     [Fact]
-    public void The_largest_message_fits_a_result_a_weights_version_and_the_data_statistics()
+    public void The_largest_message_fits_a_result_a_weights_version_a_range_owners_state_and_the_data_statistics()
     {
         var options = TinyOptions();
         var spec = new JobSpec(options, Subset(64, 10), new JobOutputs(null, null, 1, 1), localWorkers: 1);
         var network = new Network(TrainingSetup.SpecOf(options));
         Assert.Equal(network.ResultLength, spec.ResultLength);
-        var largest = Math.Max(Math.Max(network.ResultLength, (long)network.ParameterCount + network.BufferCount), 4L * network.InputSize);
+        // A range owner's state (sharded aggregation): a range of the parameters and Adam's two values per parameter.
+        var largest = Math.Max(Math.Max(network.ResultLength, 3L * network.ParameterCount + network.BufferCount), 4L * network.InputSize);
         Assert.Equal(DataFrames.FrameLimitFor(largest), spec.LargestMessageBytes);
         Assert.True(spec.LargestMessageBytes >= 4 * largest);
     }

@@ -48,6 +48,12 @@ internal static class WireSamples
         // Any value, named or not: a peer may send a number no member of the enum has.
         if (type.IsEnum) return Enum.ToObject(type, rng.Next(int.MinValue, int.MaxValue));
         if (type == typeof(double)) return RandomDouble(rng);
+        if (type == typeof(float)) return RandomFloat(rng);
+        if (type == typeof(string[])) return Enumerable.Range(0, rng.Next(0, 9)).Select(_ => RandomString(rng)).ToArray();
+        if (type == typeof(int[])) return Enumerable.Range(0, Length(rng)).Select(_ => (int)Value(typeof(int), rng)).ToArray();
+        if (type == typeof(long[])) return Enumerable.Range(0, Length(rng)).Select(_ => (long)Value(typeof(long), rng)).ToArray();
+        // A message inside a message (a range plan inside a range's weights).
+        if (typeof(IWireMessage).IsAssignableFrom(type)) return Random(type, rng);
         if (type == typeof(float[])) return Enumerable.Range(0, Length(rng)).Select(_ => RandomFloat(rng)).ToArray();
         if (type == typeof(double[])) return Enumerable.Range(0, Length(rng)).Select(_ => RandomDouble(rng)).ToArray();
         if (type == typeof(byte[]))
@@ -129,6 +135,9 @@ internal static class WireSamples
                     break;
                 case double d:
                     Assert.Equal(BitConverter.DoubleToInt64Bits(d), BitConverter.DoubleToInt64Bits((double)a!));
+                    break;
+                case IWireMessage nested:
+                    AssertBitEqual(nested, a!);
                     break;
                 case float f:
                     Assert.Equal(BitConverter.SingleToInt32Bits(f), BitConverter.SingleToInt32Bits((float)a!));
