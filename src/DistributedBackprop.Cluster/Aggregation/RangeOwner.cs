@@ -31,6 +31,7 @@ public sealed class RangeOwner : ReceiveActor
     private readonly TensorTransport _transport;
     private readonly Akka.Cluster.Cluster _cluster;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly ChunkAssembler _assembler;
     private readonly Dictionary<(int Level, int Index, string Worker), float[]> _pieces = [];
     private readonly Dictionary<string, long> _bytes = [];
     private readonly Dictionary<long, WeightsRange> _published = [];
@@ -44,6 +45,7 @@ public sealed class RangeOwner : ReceiveActor
     private float[] _buffers = [];
     private long _version = -1;
     private ReduceRange? _reduce;
+    private RangeReduced? _reduced;
     private IActorRef? _coordinator;
     private float[]? _gradient;
 
@@ -54,9 +56,17 @@ public sealed class RangeOwner : ReceiveActor
         _blocks = new ParameterBlocks(_network);
         _optimizer = Optimizer.Create(spec.Options.Optimizer, spec.Options.Momentum);
         _transport = TensorTransport.For(Context.System);
+        _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System), maxTransferBytes: spec.LargestMessageBytes);
         _cluster = Akka.Cluster.Cluster.Get(Context.System);
 
-        Receive<TensorChunk>(chunk => Senders.Drop(_log, chunk, Sender, "a range owner takes no chunked messages"));
+        // Pieces and state travel chunked over Akka when the data channel cannot take them (a peer not connected yet).
+        Receive<TensorChunk>(chunk =>
+        {
+            if (Senders.Reassemble(_assembler, Sender, Context.System, _log, chunk) is { } complete)
+            {
+                Self.Forward(complete);
+            }
+        });
         Receive<OwnRange>(own =>
         {
             if (FromCoordinator(own) && IsWellFormed(own))
@@ -77,8 +87,14 @@ public sealed class RangeOwner : ReceiveActor
                 && reduce.Levels.Length == reduce.Indices.Length && reduce.Workers.Length == reduce.Levels.Length
                 && reduce.Workers.All(w => w is not null))
             {
-                _reduce = reduce;
                 _coordinator = Sender;
+                if (_gradient is not null && _reduced is { } done)
+                {
+                    // Reduced already (the coordinator missed the answer, or computed the step again): the same bits.
+                    _transport.Send(Sender, done with { Peers = [], Bytes = [] }, Self);
+                    return;
+                }
+                _reduce = reduce;
                 ReduceWhenComplete();
             }
         });
@@ -141,6 +157,7 @@ public sealed class RangeOwner : ReceiveActor
         _pieces.Clear();
         _published.Clear();
         _reduce = null;
+        _reduced = null;
         _gradient = null;
         _plan = own.Plan;
         _range = own.Range;
@@ -215,8 +232,8 @@ public sealed class RangeOwner : ReceiveActor
         var peers = _bytes.Keys.ToArray();
         var bytes = peers.Select(p => _bytes[p]).ToArray();
         _bytes.Clear();
-        _transport.Send(_coordinator!, new RangeReduced(_plan!.RunId, _plan.Generation,
-            reduce.Step, _range, squares, tail, peers, bytes), Self);
+        _reduced = new RangeReduced(_plan!.RunId, _plan.Generation, reduce.Step, _range, squares, tail, peers, bytes);
+        _transport.Send(_coordinator!, _reduced, Self);
     }
 
     private void Apply(ApplyRange apply)
@@ -230,6 +247,8 @@ public sealed class RangeOwner : ReceiveActor
         _buffers = apply.Buffers;
         _gradient = null;
         _reduce = null;
+        _reduced = null;
+        _pieces.Clear(); // a step computed again may have sent some twice
         _version = apply.Step + 1;
         Publish();
     }

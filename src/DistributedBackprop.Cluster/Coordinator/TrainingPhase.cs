@@ -23,7 +23,11 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
     /// </summary>
     public enum Stage { Step, Reduction, Snapshot, Evaluation, Done }
 
+    /// <summary>Re-sends of a reduction before its step is computed again (its pieces are then taken to be lost).</summary>
+    private const int RedoAfterNudges = 2;
+
     private EvaluationRound? _evaluation;
+    private int _reductionNudges;
     private StepReport _applied;
     private Stopwatch _applyClock = new();
     private bool _tailTimed;
@@ -79,9 +83,19 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
         {
             outbox.Compute(round.Speculate(DateTime.UtcNow), round.Step, Version);
         }
-        else if (Current == Stage.Reduction)
+        else if (Current == Stage.Reduction && ++_reductionNudges < RedoAfterNudges)
         {
             sharded!.NudgeReduce();
+        }
+        else if (Current == Stage.Reduction)
+        {
+            // An owner still misses a piece: it was lost (a node restarted, a connection cut, a sender not yet a member
+            // there). The step is computed again; its sums are the same bits whoever computes them.
+            run.Info("step-redone", $"the range owners still miss pieces of step {state.Step}; computing it again", state.Step);
+            _reductionNudges = 0;
+            round.Reset();
+            Current = Stage.Step;
+            outbox.Compute(round.Begin(state.Step, Version, DateTime.UtcNow, view.PlacementOf), state.Step, Version);
         }
         else if (Current == Stage.Evaluation)
         {
@@ -215,6 +229,7 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
         if (sharded is not null)
         {
             sharded.Reduce(round.Step, round.Shipped);
+            _reductionNudges = 0;
             Current = Stage.Reduction;
             return;
         }

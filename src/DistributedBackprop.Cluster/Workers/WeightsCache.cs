@@ -41,10 +41,12 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
         (_parameterCount, _bufferCount, _resultLength) = (network.ParameterCount, network.BufferCount, network.ResultLength);
         _assembler = new ChunkAssembler(TensorTransport.SerializerOf(Context.System),
             maxTransferBytes: spec.LargestMessageBytes);
-        // Weights, the normaliser and their chunks are believed only from this process or the coordinator (Senders).
+        // Weights, the normaliser and their chunks are believed only from this process, the coordinator or (ranges of
+        // weights, with sharded aggregation) a range owner (Senders).
         Receive<TensorChunk>(chunk =>
         {
-            if (FromCoordinator(chunk) && Senders.Reassemble(_assembler, Sender, Context.System, _log, chunk) is { } complete)
+            if ((Sender.Path.Name == "range-owner" || FromCoordinator(chunk))
+                && Senders.Reassemble(_assembler, Sender, Context.System, _log, chunk) is { } complete)
             {
                 Self.Forward(complete);
             }
