@@ -27,12 +27,16 @@ public enum ChaosAction
 /// </summary>
 public sealed record ChaosEvent(ChaosAction Action, int? Node, long Step, TimeSpan Duration, string Text)
 {
-    public bool TargetsCoordinator => Node is null && Action != ChaosAction.Join;
+    /// <summary>For target owner-K: the node that owns range K of sharded aggregation when the event fires.</summary>
+    public int? Owner { get; init; }
+
+    public bool TargetsCoordinator => Node is null && Owner is null && Action != ChaosAction.Join;
 }
 
 /// <summary>
 /// Parses <c>--chaos</c>: a comma-separated list of ACTION:TARGET@STEP[/DURATION], ACTION one of kill, stop, partition,
-/// slow, nan, leave; TARGET node-K (launch order from 0) or coordinator; DURATION like 5s or 500ms (stop, partition and
+/// slow, nan, leave; TARGET node-K (launch order from 0), coordinator, or owner-K (the node that owns range K with
+/// --aggregation sharded: ranges are cut over the nodes in the order of their addresses); DURATION like 5s or 500ms (stop, partition and
 /// slow need one); and join:@STEP, a new node (node-N for the first join of N nodes, then node-N+1, …). Example:
 /// kill:node-2@30,stop:node-1@60/5s,join:@80,leave:node-3@150.
 /// </summary>
@@ -78,6 +82,7 @@ public static class ChaosSpec
         };
         var target = text[(colon + 1)..at];
         int? node = null;
+        int? owner = null;
         if (action == ChaosAction.Join)
         {
             if (target.Length > 0)
@@ -85,12 +90,20 @@ public static class ChaosSpec
                 throw new DistbpInputException(Bad("names a target; a join starts a new node: join:@STEP"));
             }
         }
+        else if (target.StartsWith("owner-", StringComparison.Ordinal))
+        {
+            if (!int.TryParse(target.AsSpan(6), NumberStyles.None, CultureInfo.InvariantCulture, out var k) || k >= nodes)
+            {
+                throw new DistbpInputException(Bad($"targets '{target}'; use owner-0 … owner-{nodes - 1}"));
+            }
+            owner = k;
+        }
         else if (target != "coordinator")
         {
             if (!target.StartsWith("node-", StringComparison.Ordinal)
                 || !int.TryParse(target.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out var k) || k >= nodes)
             {
-                throw new DistbpInputException(Bad($"targets '{target}'; use coordinator or node-0 … node-{nodes - 1}"));
+                throw new DistbpInputException(Bad($"targets '{target}'; use coordinator, node-0 … node-{nodes - 1} or owner-0 … owner-{nodes - 1}"));
             }
             node = k;
         }
@@ -110,7 +123,7 @@ public static class ChaosSpec
         {
             throw new DistbpInputException(Bad($"needs a duration for {text[..colon]}, e.g. /5s"));
         }
-        return new ChaosEvent(action, node, step, duration, text);
+        return new ChaosEvent(action, node, step, duration, text) { Owner = owner };
     }
 
     public static TimeSpan? ParseDuration(string text)

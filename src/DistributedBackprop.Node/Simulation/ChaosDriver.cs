@@ -11,7 +11,7 @@ namespace DistributedBackprop.Node.Simulation;
 /// long until the next step completed (the recovery time), for the summary.
 /// </summary>
 public sealed class ChaosDriver(IReadOnlyList<ChaosEvent> events, Func<int, NodeProcess?> current, Func<NodeProcess> join,
-    TextWriter output)
+    TextWriter output, Func<int, NodeProcess?>? owner = null)
 {
     private readonly object _gate = new();
     private readonly List<ChaosEvent> _pending = events.ToList();
@@ -50,13 +50,20 @@ public sealed class ChaosDriver(IReadOnlyList<ChaosEvent> events, Func<int, Node
             foreach (var e in _pending.ToList())
             {
                 var due = e.Action == ChaosAction.Nan ? e.TargetsCoordinator : step >= e.Step;
-                if (due && (e.Action == ChaosAction.Join ? join() : e.Node is { } index ? current(index) : node) is { } target)
+                if (due && Target(e, node) is { } target)
                 {
                     Fire(e, target, step);
                 }
             }
         }
     }
+
+    /// <summary>Whom a due event hits: a new node (join), a node by launch order, a range's owner, or the coordinator's node.</summary>
+    private NodeProcess? Target(ChaosEvent e, NodeProcess coordinator) =>
+        e.Action == ChaosAction.Join ? join()
+        : e.Node is { } index ? current(index)
+        : e.Owner is { } range ? owner?.Invoke(range)
+        : coordinator;
 
     private void Fire(ChaosEvent e, NodeProcess target, long step)
     {

@@ -114,7 +114,7 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
         _self = SelfCommand();
         if (launch.Chaos.Count > 0)
         {
-            _chaos = new ChaosDriver(launch.Chaos, Current, Join, output);
+            _chaos = new ChaosDriver(launch.Chaos, Current, Join, output, Owner);
         }
 
         // The seed first, on a port that was free a moment ago; another process may take it in between, then again.
@@ -155,6 +155,20 @@ public sealed class ClusterLauncher(ClusterLaunch launch, TextWriter output, Tex
     private static string Text(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The newest process of node-K, if it runs.</summary>
+    /// <summary>
+    /// The node that owns range <paramref name="range"/> with sharded aggregation: the coordinator cuts the ranges over
+    /// the nodes in the ordinal order of their addresses, so the running nodes in that order (null without so many).
+    /// </summary>
+    private NodeProcess? Owner(int range)
+    {
+        lock (_nodes)
+        {
+            var running = _nodes.Where(n => !n.HasExited && n.Address is not null)
+                .OrderBy(n => n.Address, StringComparer.Ordinal).ToList();
+            return range < running.Count ? running[range] : null;
+        }
+    }
+
     private NodeProcess? Current(int index)
     {
         lock (_nodes)

@@ -33,6 +33,16 @@ public sealed class ChaosSpecTests
     }
 
     [Fact]
+    public void An_owner_target_names_a_range_of_sharded_aggregation_not_a_launch_index()
+    {
+        var e = Assert.Single(ChaosSpec.Parse("kill:owner-1@25", nodes: 3));
+        Assert.Equal(1, e.Owner);
+        Assert.Null(e.Node);
+        Assert.False(e.TargetsCoordinator);
+        Assert.Throws<DistbpInputException>(() => ChaosSpec.Parse("kill:owner-3@25", nodes: 3));
+    }
+
+    [Fact]
     public void Empty_spec_injects_nothing() => Assert.Empty(ChaosSpec.Parse(null, 3));
 
     [Theory]
