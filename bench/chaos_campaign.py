@@ -33,7 +33,7 @@ QUICK_WORK = ["--layers", "784-32-10", "--epochs", "3", "--seed", "1", "--batch"
               "--checkpoint-every", "20"]
 
 
-def draw_schedule(rng, nodes, steps):
+def draw_schedule(rng, nodes, steps, owners=False):
     """One to three faults; half of the multi-fault schedules close together; some during a coordinator hand-over."""
     count = rng.choice([1, 2, 2, 3, 3])
     first = rng.randrange(5, max(6, steps - 15))
@@ -47,7 +47,9 @@ def draw_schedule(rng, nodes, steps):
             action, target = "kill", "coordinator"
         else:
             action = rng.choice(["kill", "kill", "stop", "partition", "nan", "slow", "join", "leave"])
-            target = "" if action == "join" else rng.choice([f"node-{k}" for k in range(nodes)] + ["coordinator"])
+            # With sharded aggregation a fault may also aim at a range's owner (owner-K).
+            targets = [f"node-{k}" for k in range(nodes)] + ["coordinator"] + ([f"owner-{k}" for k in range(nodes)] if owners else [])
+            target = "" if action == "join" else rng.choice(targets)
         events.append((action, target, step))
     texts = []
     for action, target, step in events:
@@ -95,9 +97,11 @@ def main():
     parser.add_argument("--min-bound", type=float, default=0.0, help="the wall-time bound is at least this many seconds")
     parser.add_argument("--out", default=None, help="folder for the runs (default: a new one under bench/results)")
     parser.add_argument("--schedule", action="append", default=[], help="run this --chaos schedule too (replay)")
+    parser.add_argument("--aggregation", default="coordinator", choices=["coordinator", "sharded"],
+                        help="where gradients are summed (sharded: faults also aim at range owners, owner-K)")
     args = parser.parse_args()
 
-    work = QUICK_WORK if args.quick else BENCH_WORK
+    work = (QUICK_WORK if args.quick else BENCH_WORK) + ["--aggregation", args.aggregation]
     results = os.path.join(ROOT, "bench/results")
     os.makedirs(results, exist_ok=True)
     out = args.out or tempfile.mkdtemp(prefix=time.strftime("chaos-%Y%m%d-%H%M%S-"), dir=results)
@@ -109,10 +113,10 @@ def main():
     steps, sha = clean["steps"], clean["weights_sha256"]
     # The bound is on the whole run, start-up included; --min-bound gives short runs (CI's) a floor.
     bound = max(args.bound * clean_wall, args.min_bound)
-    print(f"seed {args.seed}, {args.runs} schedules, {args.nodes} nodes, {steps} steps; fault-free: {clean_wall:.1f} s, "
+    print(f"seed {args.seed}, {args.runs} schedules, {args.nodes} nodes, {args.aggregation} aggregation, {steps} steps; fault-free: {clean_wall:.1f} s, "
           f"weights_sha256 {sha[:12]}…; bound {bound:.0f} s; runs in {out}")
     rng = random.Random(args.seed)
-    schedules = [draw_schedule(rng, args.nodes, steps) for _ in range(args.runs)] + args.schedule
+    schedules = [draw_schedule(rng, args.nodes, steps, args.aggregation == "sharded") for _ in range(args.runs)] + args.schedule
     print("| # | schedule | exit | wall (s) | weights | fault → next completed step |")
     print("|---:|---|---:|---:|---|---|")
     failed = []

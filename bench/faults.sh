@@ -19,9 +19,11 @@ declare -A chaos=(
   [worker-kill-gone]="--chaos kill:node-2@100 --no-respawn"
   [coordinator-kill]="--chaos kill:coordinator@100"
   [freeze]="--chaos stop:node-1@100/5s"
+  [owner-kill]="--chaos kill:owner-1@100"
 )
-# EXTRA="--data-channel off" adds options to every run. SCENARIOS="fault-free worker-kill" picks some; the fault-free one is the baseline of the costs.
-read -r -a order <<< "${SCENARIOS:-fault-free worker-kill worker-kill-gone coordinator-kill freeze}"
+# EXTRA="--data-channel off" adds options to every run; EXTRA="--aggregation sharded" runs them sharded (where owner-kill,
+# the node that owns range 1, is a fault of its own; in coordinator mode it is one more worker kill). SCENARIOS="fault-free worker-kill" picks some; the fault-free one is the baseline of the costs.
+read -r -a order <<< "${SCENARIOS:-fault-free worker-kill worker-kill-gone coordinator-kill freeze owner-kill}"
 for ((r = 1; r <= repeat; r++)); do
   for name in "${order[@]}"; do
     run="$name-$r"

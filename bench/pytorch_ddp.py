@@ -7,6 +7,8 @@ N x --batch), with the same standardisation, model, optimizer and clipping as py
 gradients with gloo allreduce. Timing covers the training steps only (rank 0's clock, after a barrier).
 
 Run with Debian's interpreter: /usr/bin/python3 bench/pytorch_ddp.py --procs 2 --batch 256
+One process of N (one per network namespace, bench/scaling.sh): --rank R --master HOST; --max-steps caps the steps
+of an epoch (a short timed run on a slow link).
 """
 import argparse
 import json
@@ -24,7 +26,7 @@ import numpy as np
 
 
 def worker(rank, a, port):
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_ADDR"] = a.master
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=a.procs)
     torch.set_num_threads(a.threads)
@@ -52,8 +54,11 @@ def worker(rank, a, port):
 
     global_batch = a.batch * a.procs
     steps_per_epoch = len(x_train) // global_batch
+    if a.max_steps > 0:
+        steps_per_epoch = min(steps_per_epoch, a.max_steps)
     train_seconds = 0.0
     steps = 0
+    step_times = []  # each step on this rank: DDP's allreduce synchronises the ranks, so it is the step's time
     loss = torch.tensor(0.0)
     for epoch in range(a.epochs):
         g = torch.Generator().manual_seed(a.seed + epoch)
@@ -62,6 +67,7 @@ def worker(rank, a, port):
         dist.barrier()
         start = time.perf_counter()
         for s in range(steps_per_epoch):
+            step_start = time.perf_counter()
             first = s * global_batch + rank * a.batch
             idx = perm[first:first + a.batch]
             opt.zero_grad(set_to_none=True)
@@ -71,6 +77,7 @@ def worker(rank, a, port):
                 torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
             opt.step()
             steps += 1
+            step_times.append(time.perf_counter() - step_start)
         dist.barrier()
         train_seconds += time.perf_counter() - start
 
@@ -83,6 +90,7 @@ def worker(rank, a, port):
                 "processes": a.procs,
                 "threads_per_process": torch.get_num_threads(),
                 "samples_per_second": steps * global_batch / train_seconds,
+                "median_step_seconds": sorted(step_times)[len(step_times) // 2],
                 "train_seconds": train_seconds,
                 "steps": steps,
                 "epochs": a.epochs,
@@ -107,8 +115,14 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=1, help="intra-op threads per process")
     p.add_argument("--port", type=int, default=29517)
+    p.add_argument("--master", default="127.0.0.1", help="rank 0's address")
+    p.add_argument("--rank", type=int, default=-1, help="run only this rank (one process per host); default: spawn all")
+    p.add_argument("--max-steps", type=int, default=0, help="at most this many steps per epoch (0: all)")
     a = p.parse_args()
-    mp.spawn(worker, args=(a, a.port), nprocs=a.procs, join=True)
+    if a.rank >= 0:
+        worker(a.rank, a, a.port)
+    else:
+        mp.spawn(worker, args=(a, a.port), nprocs=a.procs, join=True)
 
 
 if __name__ == "__main__":

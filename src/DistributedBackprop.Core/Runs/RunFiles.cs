@@ -91,6 +91,7 @@ public sealed class RunFiles(string directory)
         ["decay_every"] = o.DecayEvery,
         ["decay_factor"] = o.DecayFactor,
         ["threads"] = o.Threads,
+        ["aggregation"] = o.Aggregation,
         ["checkpoint_dir"] = o.CheckpointDir is null ? null : Path.GetFullPath(o.CheckpointDir),
         ["checkpoint_every"] = o.CheckpointEvery,
     };

@@ -25,6 +25,7 @@ public static class TrainingSummary
             ["workers"] = workers,
             ["nodes"] = nodes,
             ["threads"] = o.Threads,
+            ["aggregation"] = o.Aggregation,
             ["test_accuracy"] = Known(result.Test.Accuracy),
             ["test_loss"] = Known(result.Test.Loss),
             ["final_train_loss"] = Known(result.FinalTrainLoss),

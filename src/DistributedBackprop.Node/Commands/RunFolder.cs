@@ -109,12 +109,12 @@ public static class RunFolder
     /// </summary>
     public static Resumed ResumeFrom(string dir, ParsedArguments args)
     {
-        var allowed = new HashSet<string> { "resume", "workers", "threads", "out", "summary-json", "help" };
+        var allowed = new HashSet<string> { "resume", "workers", "threads", "aggregation", "out", "summary-json", "help" };
         if (TrainingOptionsBinder.Valued.Concat(TrainingOptionsBinder.Switches).FirstOrDefault(o => args.Has(o) && !allowed.Contains(o))
             is { } conflicting)
         {
             throw new DistbpInputException(
-                $"--{conflicting}: a resumed run keeps the options it was started with; drop --{conflicting} (only --workers, --threads, --out and --summary-json may change).");
+                $"--{conflicting}: a resumed run keeps the options it was started with; drop --{conflicting} (only --workers, --threads, --aggregation, --out and --summary-json may change).");
         }
         if (!Directory.Exists(dir))
         {
@@ -133,6 +133,7 @@ public static class RunFolder
                         CheckpointDir = checkpoints,
                         Workers = args.Int("workers", saved.Workers),
                         Threads = args.Int("threads", saved.Threads),
+                        Aggregation = args.String("aggregation") ?? saved.Aggregation,
                     }, runDir);
                 }
             }

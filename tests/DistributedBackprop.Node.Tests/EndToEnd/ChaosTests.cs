@@ -12,8 +12,10 @@ public sealed class ChaosTests
     private static readonly string[] Work =
         ["--layers", "784-32-10", "--epochs", "2", "--batch", "64", "--slices", "8", "--checkpoint-every", "20"];
 
-    [Fact]
-    public void Killed_stopped_partitioned_and_poisoned_nodes_leave_the_weights_unchanged()
+    [Theory]
+    [InlineData("coordinator")]
+    [InlineData("sharded")]
+    public void Killed_stopped_partitioned_and_poisoned_nodes_leave_the_weights_unchanged(string aggregation)
     {
         using var temp = new TempFolder();
         var oracle = Distbp.RunIn(temp.Path, ["train", "--workers", "1", .. Work]);
@@ -22,7 +24,7 @@ public sealed class ChaosTests
         var summaryPath = temp.File("summary.json");
         var chaos = Distbp.RunIn(temp.Path,
         [
-            "simulate", "--nodes", "3", .. Work, "--summary-json", summaryPath,
+            "simulate", "--nodes", "3", .. Work, "--aggregation", aggregation, "--summary-json", summaryPath,
             "--chaos", "kill:node-2@20,partition:node-1@60/3s,nan:node-0@90,stop:node-1@130/2s",
         ]);
         Assert.True(chaos.ExitCode == 0, chaos.ToString());
@@ -48,10 +50,12 @@ public sealed class ChaosTests
     /// dies. (With the restarted node on a new address, the old incarnation still counted as an unreachable member, node-2
     /// found itself 1 of 3, downed itself, and the restarted nodes, whose seeds were all gone, exited 2.)
     /// </summary>
-    [Fact]
-    public void A_kill_a_partition_and_a_second_kill_close_together_end_with_the_fault_free_weights()
+    [Theory]
+    [InlineData("coordinator")]
+    [InlineData("sharded")]
+    public void A_kill_a_partition_and_a_second_kill_close_together_end_with_the_fault_free_weights(string aggregation)
     {
-        AssertRecovers("kill:node-1@17,partition:node-0@25/2s,kill:node-0@99");
+        AssertRecovers("kill:node-1@17,partition:node-0@25/2s,kill:node-0@99", aggregation);
     }
 
     /// <summary>
@@ -59,10 +63,13 @@ public sealed class ChaosTests
     /// again; node-0, its own first seed, founds a new cluster when no one answers, the others join it, and the new
     /// coordinator resumes from the newest checkpoint.
     /// </summary>
-    [Fact]
-    public void Two_of_three_nodes_killed_together_lose_the_majority_and_the_restarted_cluster_resumes_to_the_same_weights()
+    [Theory]
+    [InlineData("coordinator")]
+    [InlineData("sharded")]
+    public void Two_of_three_nodes_killed_together_lose_the_majority_and_the_restarted_cluster_resumes_to_the_same_weights(
+        string aggregation)
     {
-        AssertRecovers("kill:node-2@54,kill:node-0@57");
+        AssertRecovers("kill:node-2@54,kill:node-0@57", aggregation);
     }
 
     /// <summary>
@@ -127,12 +134,12 @@ public sealed class ChaosTests
         Assert.True(moved.Stderr.Contains($"resume with: distbp simulate --resume {unreachable}", StringComparison.Ordinal), moved.ToString());
     }
 
-    private static void AssertRecovers(string schedule)
+    private static void AssertRecovers(string schedule, string aggregation = "coordinator")
     {
         using var temp = new TempFolder();
         var oracle = Distbp.RunIn(temp.Path, ["train", "--workers", "1", .. Work]);
         Assert.True(oracle.ExitCode == 0, oracle.ToString());
-        var chaos = Distbp.RunIn(temp.Path, ["simulate", "--nodes", "3", .. Work, "--chaos", schedule]);
+        var chaos = Distbp.RunIn(temp.Path, ["simulate", "--nodes", "3", .. Work, "--aggregation", aggregation, "--chaos", schedule]);
         Assert.True(chaos.ExitCode == 0, chaos.ToString());
         Assert.Equal(oracle.WeightsSha256, chaos.WeightsSha256);
     }
