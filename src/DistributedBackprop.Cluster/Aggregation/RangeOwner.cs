@@ -69,10 +69,16 @@ public sealed class RangeOwner : ReceiveActor
         });
         Receive<OwnRange>(own =>
         {
-            if (FromCoordinator(own) && IsWellFormed(own))
+            if (!FromCoordinator(own) || !IsWellFormed(own))
             {
-                Own(own);
+                return;
             }
+            if (IsCurrent(own.Plan.RunId, own.Plan.Generation) && own.Range == _range)
+            {
+                Publish(); // sent again because the step stalls: the plan is here, a range may not have reached a cache
+                return;
+            }
+            Own(own);
         });
         Receive<GradientPiece>(piece =>
         {
@@ -100,10 +106,17 @@ public sealed class RangeOwner : ReceiveActor
         });
         Receive<ApplyRange>(apply =>
         {
-            if (FromCoordinator(apply) && IsCurrent(apply.RunId, apply.Generation) && apply.Step == _version
-                && _gradient is not null && apply.Buffers.Length == _network.BufferCount)
+            if (!FromCoordinator(apply) || !IsCurrent(apply.RunId, apply.Generation) || apply.Buffers.Length != _network.BufferCount)
+            {
+                return;
+            }
+            if (apply.Step == _version && _gradient is not null)
             {
                 Apply(apply);
+            }
+            else if (apply.Step == _version - 1)
+            {
+                Publish(); // applied already; sent again because the step stalls: a range may not have reached a cache
             }
         });
         Receive<SnapshotRange>(snapshot =>

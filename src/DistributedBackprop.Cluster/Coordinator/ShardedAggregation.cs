@@ -49,6 +49,7 @@ public sealed class ShardedAggregation(string runId, TrainingSetup setup, Tensor
         var provider = ((ExtendedActorSystem)system).Provider;
         _owners = owners.Select(o => provider.ResolveActorRef(ActorPath.Parse(o) / "user" / "range-owner")).ToArray();
         _reduced = new RangeReduced?[owners.Length];
+        _owned = new OwnRange?[owners.Length];
         _snapshots = new RangeSnapshot?[owners.Length];
         var p = network.ParameterCount;
         var perParameter = state.Optimizer.StatePerParameter;
@@ -64,6 +65,32 @@ public sealed class ShardedAggregation(string runId, TrainingSetup setup, Tensor
                 (float[])state.Weights.Buffers.Clone(), state.AppliedUpdates);
             Count(_owners[r], 4L * (end - first) * (1 + perParameter));
             transport.Send(_owners[r], own, self);
+            _owned[r] = own;
+        }
+        _lastApply = null;
+    }
+
+    private OwnRange?[] _owned = [];
+    private ApplyRange? _lastApply;
+
+    /// <summary>
+    /// A step makes no progress: the owners are told again what they were last told — their ranges (an owner that has
+    /// its plan ignores it) or the last decision (an owner that applied it already ignores it) — and each sends its
+    /// current range to every cache again. A message lost to a partition or a restart would otherwise stall the job:
+    /// a version no cache can assemble, a decision never applied.
+    /// </summary>
+    public void NudgeOwners()
+    {
+        for (var r = 0; r < _owners.Length; r++)
+        {
+            if (_lastApply is not null)
+            {
+                _owners[r].Tell(_lastApply, self);
+            }
+            else if (_owned[r] is { } own)
+            {
+                transport.Send(_owners[r], own, self);
+            }
         }
     }
 
@@ -148,6 +175,7 @@ public sealed class ShardedAggregation(string runId, TrainingSetup setup, Tensor
         {
             owner.Tell(apply, self);
         }
+        _lastApply = apply;
         return decision;
     }
 
@@ -159,6 +187,22 @@ public sealed class ShardedAggregation(string runId, TrainingSetup setup, Tensor
         foreach (var owner in _owners)
         {
             owner.Tell(new SnapshotRange(runId, _plan!.Generation, version), self);
+        }
+    }
+
+    /// <summary>The owners that have not sent their state are asked again (after the last decision, in case it was lost too).</summary>
+    public void NudgeSnapshot()
+    {
+        for (var r = 0; r < _owners.Length; r++)
+        {
+            if (_snapshots[r] is null && _snapshotVersion >= 0)
+            {
+                if (_lastApply is not null)
+                {
+                    _owners[r].Tell(_lastApply, self);
+                }
+                _owners[r].Tell(new SnapshotRange(runId, _plan!.Generation, _snapshotVersion), self);
+            }
         }
     }
 

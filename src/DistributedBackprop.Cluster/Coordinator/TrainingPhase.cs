@@ -82,10 +82,15 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
         if (Current == Stage.Step)
         {
             outbox.Compute(round.Speculate(DateTime.UtcNow), round.Step, Version);
+            sharded?.NudgeOwners();
         }
         else if (Current == Stage.Reduction && ++_reductionNudges < RedoAfterNudges)
         {
             sharded!.NudgeReduce();
+        }
+        else if (Current == Stage.Snapshot)
+        {
+            sharded!.NudgeSnapshot();
         }
         else if (Current == Stage.Reduction)
         {

@@ -60,7 +60,11 @@ public sealed class DashboardPageTests(Chromium chromium) : IClassFixture<Chromi
 
         run.WriteSummary(60);
         await watched.WaitForAsync("d.status === 'finished' && d.summary", "the finished run's summary");
-        Assert.Contains("86.12 %", await page.Locator("#summary-figures").InnerTextAsync());
+        var summary = await page.Locator("#summary-figures").InnerTextAsync();
+        Assert.Contains("86.12 %", summary);
+        // Bytes per node (sharded aggregation's property, visible in every run).
+        Assert.Contains("MB per step · 10.0.0.3:4053", summary);
+        Assert.Contains("2.8", summary);
 
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Path.GetTempPath(), "dashboard-sample.png"), FullPage = true });
 

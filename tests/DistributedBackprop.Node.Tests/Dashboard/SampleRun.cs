@@ -191,6 +191,13 @@ public sealed class SampleRun
         ["weights_sha256"] = "9c1185a5c5e9fc54612808977ee8f548b2258d31bd1f8a6b8b1f0e8e8c6b7a10",
         ["health"] = new JsonObject { ["clipped_steps"] = 1, ["skipped_steps"] = 0 },
         ["faults"] = new JsonObject { ["injected"] = new JsonArray(), ["detected"] = new JsonArray(new JsonObject { ["kind"] = "worker-lost" }) },
+        ["aggregation"] = "sharded",
+        ["busiest_node_bytes_per_step"] = 2_900_000.0,
+        ["bytes_per_node_per_step"] = new JsonObject
+        {
+            ["akka.tcp://distbp@10.0.0.2:4053"] = 2_900_000.0,
+            ["akka.tcp://distbp@10.0.0.3:4053"] = 2_800_000.0,
+        },
     }.ToJsonString());
 
     public static void AppendLine(string path, JsonObject line) =>

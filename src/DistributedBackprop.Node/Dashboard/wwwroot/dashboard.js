@@ -309,6 +309,11 @@
         ['workers · nodes', `${s.workers ?? '?'} · ${s.nodes ?? '?'}`],
         ['clipped · skipped steps', `${health.clipped_steps ?? 0} · ${health.skipped_steps ?? 0}`],
         ['faults injected · detected', `${(faults.injected || []).length} · ${(faults.detected || []).length}`],
+        ['aggregation', s.aggregation],
+        ['busiest node, MB per step', s.busiest_node_bytes_per_step ? number(s.busiest_node_bytes_per_step / 1e6, 2) : undefined],
+        // Tensor bytes each node sent plus received per step: the star of coordinator aggregation shows here.
+        ...Object.entries(s.bytes_per_node_per_step || {}).sort(([a], [b]) => a.localeCompare(b))
+          .map(([node, bytes]) => [`MB per step · ${node.replace(/^akka[.a-z]*:\/\/[^@]*@/, '')}`, number(bytes / 1e6, 2)]),
         ['weights_sha256', el('span', { class: 'mono', title: s.weights_sha256 }, s.weights_sha256)],
       ]);
     }
