@@ -5,7 +5,7 @@ namespace DistributedBackprop.Cluster;
 /// <summary>
 /// This node's part in a job: the job's <see cref="JobSpec"/>, and the services the node's actors share — the result
 /// buffers' pool, the progress observer the host implements, and the job's end. Nothing in it is job state that an
-/// actor writes: the setup (the data normalised with the coordinator's normaliser) comes by message from the node's
+/// actor writes, except the fault log a coordinator of this process keeps across its own restarts (<see cref="Faults"/>): the setup (the data normalised with the coordinator's normaliser) comes by message from the node's
 /// weights cache, and the outcome is reported once (<see cref="Ended"/>) for the host to word.
 /// </summary>
 public sealed class NodeContext(JobSpec spec, ITrainingObserver? progress = null)
@@ -18,6 +18,13 @@ public sealed class NodeContext(JobSpec spec, ITrainingObserver? progress = null
 
     /// <summary>Where the coordinator, when it runs on this node, reports each step, epoch and health warning.</summary>
     public ITrainingObserver? Progress { get; } = progress;
+
+    /// <summary>
+    /// The faults a coordinator on this node records. It outlives the actor: a coordinator that restarts here (a range
+    /// owner's loss restarts it) goes on with the same log, so the summary lists the faults before the restart too. One
+    /// that takes over on another node starts its own.
+    /// </summary>
+    public Coordinator.FaultLog Faults { get; } = new();
 
     /// <summary>Sees the workers' sums before they are sent (chaos testing); none in production.</summary>
     public Workers.IComputedSlicesHook? ComputedSlicesHook { get; init; }

@@ -94,6 +94,15 @@ public sealed class ShardedAggregation(string runId, TrainingSetup setup, Tensor
         }
     }
 
+    /// <summary>A cache's pull, passed to every owner as from the cache (each answers with its range, if it still has it).</summary>
+    public void ForwardPull(PullWeights pull, IActorRef cache)
+    {
+        foreach (var owner in _owners)
+        {
+            owner.Tell(pull, cache);
+        }
+    }
+
     /// <summary>True when <paramref name="node"/> owns a range of the current plan.</summary>
     public bool Owns(Address node) => _plan is not null && _plan.Owners.Contains(node.ToString());
 

@@ -51,7 +51,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     private readonly ClusterView _view;
     private readonly WorkAssignment _work;
     private readonly ResultVerifier _verifier = new(FingerprintKeep);
-    private readonly FaultLog _faults = new();
+    private readonly FaultLog _faults;
     private readonly PhaseWait _wait = new();
     private readonly PublishedWeights _published;
     private RunRecorder _run = RunRecorder.None;
@@ -70,6 +70,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
     {
         _context = context;
         _spec = context.Spec;
+        _faults = context.Faults;
         _workers = workers;
         _localCache = localCache;
         var transport = TensorTransport.For(Context.System);
@@ -194,6 +195,12 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             if (FromMember(pull) && _published.Current is { } current && pull.RunId == _runId && pull.Version == current.Version)
             {
                 _outbox.Weights(Sender, current);
+            }
+            else if (pull.RunId == _runId && _training is not null)
+            {
+                // Sharded: a cache that knows no plan yet (its node joined after the version was published) asks here;
+                // the owners, which keep their last versions, answer it.
+                _training.ForwardPull(pull, Sender);
             }
         });
         Receive<WorkFailed>(failed =>

@@ -58,6 +58,9 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
     /// <summary>The weights version the current step computes with (a version is named by the step that starts from it).</summary>
     private long Version => sharded is not null ? state.Step : published.Current!.Version;
 
+    /// <summary>Sharded: a cache's request for a version goes to the range owners, each of which sends it its range.</summary>
+    public void ForwardPull(PullWeights pull, Akka.Actor.IActorRef cache) => sharded?.ForwardPull(pull, cache);
+
     /// <summary>True when <paramref name="node"/> owns a range (sharded aggregation): losing it loses optimizer state.</summary>
     public bool OwnsRange(Akka.Actor.Address node) => sharded?.Owns(node) == true;
 

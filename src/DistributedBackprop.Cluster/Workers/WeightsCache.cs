@@ -165,6 +165,12 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
         {
             return; // already assembled (a pulled range that came twice)
         }
+        if (_lastPlan is { } newest && plan.Generation < newest.Generation)
+        {
+            // A range of a coordinator incarnation that is gone, still on its way: its versions belong to a timeline the
+            // new one replays. Assembled, they would push the new incarnation's versions out of this cache.
+            return;
+        }
         if (!_assembling.TryGetValue(range.Version, out var assembly) || assembly.Plan.Generation < plan.Generation)
         {
             assembly = new RangeAssembly(plan, new float[_parameterCount], new float[_bufferCount], new bool[plan.Owners.Length]);
@@ -190,6 +196,10 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
             if (_lastPlan is null || _lastPlan.Generation < plan.Generation)
             {
                 _lastPlan = plan;
+                foreach (var stale in _assembling.Where(a => a.Value.Plan.Generation < plan.Generation).Select(a => a.Key).ToList())
+                {
+                    _assembling.Remove(stale);
+                }
             }
             Store(plan.RunId, range.Version, new ModelWeights(assembly.Parameters, assembly.Buffers), plan);
         }
