@@ -24,6 +24,9 @@ public sealed class ShardedAggregation(string runId, TrainingSetup setup, Tensor
     private RangeReduced?[] _reduced = [];
     private RangeSnapshot?[] _snapshots = [];
     private long _snapshotVersion = -1;
+    private OwnRange?[] _owned = [];
+    private ReduceRange? _lastReduce;
+    private ApplyRange? _lastApply;
 
     /// <summary>Where the bytes owners moved are counted.</summary>
     public StepTimings? Timings { get; set; }
@@ -70,9 +73,6 @@ public sealed class ShardedAggregation(string runId, TrainingSetup setup, Tensor
         _lastApply = null;
     }
 
-    private OwnRange?[] _owned = [];
-    private ApplyRange? _lastApply;
-
     /// <summary>
     /// A step makes no progress: the owners are told again what they were last told — their ranges (an owner that has
     /// its plan ignores it) or the last decision (an owner that applied it already ignores it) — and each sends its
@@ -118,8 +118,6 @@ public sealed class ShardedAggregation(string runId, TrainingSetup setup, Tensor
             owner.Tell(reduce, self);
         }
     }
-
-    private ReduceRange? _lastReduce;
 
     /// <summary>Asks the owners that have not answered the step's reduction again (a message may have been lost).</summary>
     public void NudgeReduce()
