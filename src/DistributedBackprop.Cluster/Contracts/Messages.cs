@@ -17,7 +17,11 @@ public interface IWorkerMessage : IWireMessage
 
 // ---- coordinator → worker entities (through the shard region) ----
 
-/// <summary>Compute slices [FirstSlice, FirstSlice + SliceCount) of a step with weights version Version.</summary>
+/// <summary>
+/// Compute slices [FirstSlice, FirstSlice + SliceCount) of a step with weights version Version. Generation is the range
+/// plan's (sharded aggregation; 0 otherwise): a version of a newer plan than a cache has seen is on its way there, not
+/// gone, even when the cache holds higher versions of an older one.
+/// </summary>
 [MessagePackObject]
 public sealed record ComputeSlices(
     [property: Key(0)] string WorkerId,
@@ -25,7 +29,8 @@ public sealed record ComputeSlices(
     [property: Key(2)] long Step,
     [property: Key(3)] long Version,
     [property: Key(4)] int FirstSlice,
-    [property: Key(5)] int SliceCount) : IWorkerMessage;
+    [property: Key(5)] int SliceCount,
+    [property: Key(6)] long Generation = 0) : IWorkerMessage;
 
 /// <summary>Compute feature statistics of training-data chunks [FirstChunk, FirstChunk + ChunkCount).</summary>
 [MessagePackObject]
@@ -36,14 +41,18 @@ public sealed record ComputeStatistics(
     [property: Key(3)] int ChunkCount,
     [property: Key(4)] int ChunkRows) : IWorkerMessage;
 
-/// <summary>Evaluate held-out chunks [FirstChunk, FirstChunk + ChunkCount) with weights version Version.</summary>
+/// <summary>
+/// Evaluate held-out chunks [FirstChunk, FirstChunk + ChunkCount) with weights version Version (of the range plan
+/// Generation, as in <see cref="ComputeSlices"/>).
+/// </summary>
 [MessagePackObject]
 public sealed record EvaluateChunks(
     [property: Key(0)] string WorkerId,
     [property: Key(1)] string RunId,
     [property: Key(2)] long Version,
     [property: Key(3)] int FirstChunk,
-    [property: Key(4)] int ChunkCount) : IWorkerMessage;
+    [property: Key(4)] int ChunkCount,
+    [property: Key(5)] long Generation = 0) : IWorkerMessage;
 
 /// <summary>Start the entity (if it is not running) and say where it lives.</summary>
 [MessagePackObject]

@@ -17,13 +17,16 @@ public sealed class CoordinatorOutbox(
     /// <summary>Where the bytes sent per step are counted, once training has started.</summary>
     public StepTimings? Timings { get; set; }
 
+    /// <summary>The range plan's generation the work is computed in (sharded aggregation; 0 otherwise).</summary>
+    public long Generation { get; set; }
+
     public void StartWorker(string worker) => workers.Tell(new StartWorker(worker, runId), self);
 
     public void Compute(IEnumerable<Assignment> assignments, long step, long version)
     {
         foreach (var a in assignments)
         {
-            workers.Tell(new ComputeSlices(a.Worker, runId, step, version, a.First, a.Count), self);
+            workers.Tell(new ComputeSlices(a.Worker, runId, step, version, a.First, a.Count, Generation), self);
         }
     }
 
@@ -39,7 +42,7 @@ public sealed class CoordinatorOutbox(
     {
         foreach (var (worker, first, count) in chunks)
         {
-            workers.Tell(new EvaluateChunks(worker, runId, version, first, count), self);
+            workers.Tell(new EvaluateChunks(worker, runId, version, first, count, Generation), self);
         }
     }
 

@@ -47,6 +47,7 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
             // The owners publish the first version, each its range.
             sharded.Timings = progress.Timings;
             sharded.Start(state, view.AcceptedNodes);
+            outbox.Generation = sharded.Plan!.Generation;
         }
         else
         {

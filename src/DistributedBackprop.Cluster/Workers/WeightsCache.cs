@@ -23,6 +23,7 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SortedDictionary<long, ModelWeights> _versions = [];
     private readonly Dictionary<long, List<IActorRef>> _waiting = [];
+    private readonly Dictionary<long, long> _waitingGeneration = [];
     private readonly ChunkAssembler _assembler;
     private readonly Dictionary<long, RangePlan> _plans = [];
     private readonly Dictionary<long, RangeAssembly> _assembling = [];
@@ -88,9 +89,14 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
         Receive<GetWeights>(OnGet);
         Receive<PullIfStillMissing>(missing =>
         {
-            if (_waiting.ContainsKey(missing.Version) && !_versions.ContainsKey(missing.Version))
+            if (_waiting.ContainsKey(missing.Version) && !Has(missing.Version, WaitingGeneration(missing.Version)))
             {
-                Pull(missing.RunId, missing.Version);
+                Pull(missing.RunId, missing.Version, WaitingGeneration(missing.Version));
+                if (missing.Attempt < PullAttempts)
+                {
+                    // Owners that did not have it yet (a plan still on its way to them) are asked again.
+                    Timers.StartSingleTimer(("pull", missing.Version), missing with { Attempt = missing.Attempt + 1 }, PullAfter);
+                }
             }
         });
     }
@@ -127,7 +133,7 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
             foreach (var waiting in _waiting.Keys.Where(v => v > version).ToList())
             {
                 Reply(_waiting[waiting], new WeightsGone(waiting));
-                _waiting.Remove(waiting);
+                StopWaiting(waiting);
             }
             _log.Info("weights version {0} is older than this cache's; a new coordinator incarnation resumed", version);
         }
@@ -238,18 +244,19 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
         }
         foreach (var version in _waiting.Keys.ToList())
         {
-            if (_versions.TryGetValue(version, out var weights))
+            var generation = WaitingGeneration(version);
+            if (Has(version, generation))
             {
                 if (_setup is not null)
                 {
-                    Reply(_waiting[version], new WeightsAvailable(version, weights, _setup, _plans.GetValueOrDefault(version)));
-                    _waiting.Remove(version);
+                    Reply(_waiting[version], new WeightsAvailable(version, _versions[version], _setup, _plans.GetValueOrDefault(version)));
+                    StopWaiting(version);
                 }
             }
-            else if (version < _versions.Keys.First())
+            else if (IsGone(version, generation))
             {
                 Reply(_waiting[version], new WeightsGone(version));
-                _waiting.Remove(version);
+                StopWaiting(version);
             }
         }
     }
@@ -259,52 +266,84 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
 
     private void OnGet(GetWeights request)
     {
-        if (_versions.TryGetValue(request.Version, out var weights))
+        var (version, generation) = (request.Version, request.Generation);
+        if (Has(version, generation))
         {
             if (_setup is not null)
             {
-                Sender.Tell(new WeightsAvailable(request.Version, weights, _setup, _plans.GetValueOrDefault(request.Version)));
+                Sender.Tell(new WeightsAvailable(version, _versions[version], _setup, _plans.GetValueOrDefault(version)));
             }
             else
             {
                 // The weights are here but the normaliser is not yet (they travel apart): wait for it.
-                Waiting(request.Version).Add(Sender);
+                Waiting(version, generation).Add(Sender);
             }
             return;
         }
-        if (_versions.Count > 0 && request.Version < _versions.Keys.First())
+        if (IsGone(version, generation))
         {
-            Sender.Tell(new WeightsGone(request.Version));
+            Sender.Tell(new WeightsGone(version));
             return;
         }
-        if (!_waiting.ContainsKey(request.Version))
+        if (!_waiting.ContainsKey(version))
         {
-            if ((_coordinator is not null || _lastPlan is not null) && _versions.Count > 0 && request.Version < _versions.Keys.Last())
+            if ((_coordinator is not null || _lastPlan is not null) && _versions.Count > 0 && version < _versions.Keys.Last()
+                && generation <= CurrentGeneration)
             {
                 // Newer versions exist but this one is missing: it was lost, ask again rather than wait forever.
-                Pull(request.RunId, request.Version);
+                Pull(request.RunId, version, generation);
             }
-            else
-            {
-                // Most likely still on its way (a large version arrives in chunks): pull only if it does not come.
-                Timers.StartSingleTimer(("pull", request.Version), new PullIfStillMissing(request.RunId, request.Version), PullAfter);
-            }
+            // Most likely still on its way (a large version arrives in chunks, a new plan's ranges are being published):
+            // pulled only if it does not come.
+            Timers.StartSingleTimer(("pull", version), new PullIfStillMissing(request.RunId, version, 1), PullAfter);
         }
-        Waiting(request.Version).Add(Sender);
+        Waiting(version, generation).Add(Sender);
     }
 
-    private List<IActorRef> Waiting(long version) =>
-        _waiting.TryGetValue(version, out var list) ? list : _waiting[version] = [];
+    /// <summary>The range plan generation of the weights this cache serves (0 before any plan: coordinator aggregation).</summary>
+    private long CurrentGeneration => _lastPlan?.Generation ?? 0;
+
+    /// <summary>
+    /// Version <paramref name="version"/> is here, of plan <paramref name="generation"/> or newer. (A version of an older
+    /// plan has the same bits, the replay being exact, but its plan sends the step's pieces to owners that are gone.)
+    /// </summary>
+    private bool Has(long version, long generation) =>
+        _versions.ContainsKey(version) && generation <= (_plans.TryGetValue(version, out var plan) ? plan.Generation : 0);
+
+    /// <summary>
+    /// Older than anything held, and not of a newer plan than this cache has seen: a newer plan's versions restart from
+    /// its checkpoint, below the versions held here, and are on their way, not gone (saying gone made every worker give
+    /// its job back at once, over and over, until the new plan's ranges arrived).
+    /// </summary>
+    private bool IsGone(long version, long generation) =>
+        _versions.Count > 0 && version < _versions.Keys.First() && generation <= CurrentGeneration;
+
+    private List<IActorRef> Waiting(long version, long generation)
+    {
+        _waitingGeneration[version] = Math.Max(generation, _waitingGeneration.GetValueOrDefault(version));
+        return _waiting.TryGetValue(version, out var list) ? list : _waiting[version] = [];
+    }
+
+    private long WaitingGeneration(long version) => _waitingGeneration.GetValueOrDefault(version);
+
+    private void StopWaiting(long version)
+    {
+        _waiting.Remove(version);
+        _waitingGeneration.Remove(version);
+    }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     private static readonly TimeSpan PullAfter = TimeSpan.FromSeconds(1);
 
-    private sealed record PullIfStillMissing(string RunId, long Version);
+    /// <summary>Pulls a missing version at most this many times, one <see cref="PullAfter"/> apart (a worker gives up sooner).</summary>
+    private const int PullAttempts = 10;
 
-    private void Pull(string runId, long version)
+    private sealed record PullIfStillMissing(string RunId, long Version, int Attempt);
+
+    private void Pull(string runId, long version, long generation)
     {
-        if (_lastPlan is { } plan && _versions.Count > 0 && _plans.ContainsKey(_versions.Keys.Last()))
+        if (_lastPlan is { } plan && generation <= plan.Generation && _versions.Count > 0 && _plans.ContainsKey(_versions.Keys.Last()))
         {
             // Sharded: the ranges come from their owners (each keeps its last versions).
             _log.Info("weights version {0} missing on this node; pulling its ranges from their owners", version);

@@ -100,7 +100,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             if (FromCoordinator(job) && IsThisRun(job.RunId, job.Step) && InRange(job, job.FirstSlice, job.SliceCount,
                     _spec.Options.Slices, "slices") && InRange(job, job.Step, 1, TotalSteps, "steps"))
             {
-                WithWeights(job.RunId, job.Version, Sender, (weights, setup, plan) => ComputeSlices(job, weights, setup, plan));
+                WithWeights(job.RunId, job.Version, job.Generation, Sender, (weights, setup, plan) => ComputeSlices(job, weights, setup, plan));
             }
         });
         Receive<EvaluateChunks>(job =>
@@ -108,7 +108,7 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             if (FromCoordinator(job) && IsThisRun(job.RunId, job.Version)
                 && InRange(job, job.FirstChunk, job.ChunkCount, Evaluator.ChunkCount(_spec.RawData.Test.Count), "evaluation chunks"))
             {
-                WithWeights(job.RunId, job.Version, Sender, (weights, setup, _) => Evaluate(job, weights, setup));
+                WithWeights(job.RunId, job.Version, job.Generation, Sender, (weights, setup, _) => Evaluate(job, weights, setup));
             }
         });
         Receive<ComputeStatistics>(job =>
@@ -139,10 +139,10 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
     }
 
     /// <summary>Asks the node's cache for a weights version (it comes with the node's setup), then runs the work with it.</summary>
-    private void WithWeights(string runId, long version, IActorRef replyTo,
+    private void WithWeights(string runId, long version, long generation, IActorRef replyTo,
         Func<Core.Model.ModelWeights, TrainingSetup, RangePlan?, IReadOnlyList<IWireMessage>> work)
     {
-        _cache.Tell(new GetWeights(runId, version));
+        _cache.Tell(new GetWeights(runId, version, generation));
         Timers.StartSingleTimer("weights", new WeightsDidNotArrive(version), _spec.Tuning.WeightsWait);
         void GiveUp(string reason)
         {
@@ -168,6 +168,13 @@ public sealed class WorkerEntity : ReceiveActor, IWithStash, IWithTimers
             {
                 Stash.Stash();
                 GiveUp($"a coordinator started while weights version {version} was awaited");
+            });
+            // A hand-off (a rebalance, a node leaving) must not wait for weights that may never come: the job goes back
+            // to the coordinator, which gives it to a live worker, and the entity stops.
+            Receive<StopWorker>(_ =>
+            {
+                GiveUp($"handed off while weights version {version} was awaited");
+                Context.Stop(Self);
             });
             ReceiveAny(_ => Stash.Stash());
         });

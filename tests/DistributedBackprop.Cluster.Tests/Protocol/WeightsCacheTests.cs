@@ -185,4 +185,72 @@ public sealed class WeightsCacheTests : TestKit
         coordinator.Reply(Version(3));
         Assert.Equal(3, first.ExpectMsg<WeightsAvailable>(Patience).Version);
     }
+    /// <summary>Range <paramref name="range"/> of a version under a plan of two ranges of generation <paramref name="generation"/>.</summary>
+    private static WeightsRange Range(long generation, long version, int range)
+    {
+        var network = Node.Spec.Network;
+        var middle = new Core.Training.ParameterBlocks(network).Ranges(2, network.ResultLength)[1].First;
+        var plan = new RangePlan(Node.Spec.ConfigHash, generation, ["akka://owner-0", "akka://owner-1"], [0, middle],
+            [middle, network.ResultLength]);
+        var (first, end) = range == 0 ? (0, middle) : (middle, network.ParameterCount);
+        return new WeightsRange(plan, version, range, Enumerable.Repeat(version + 0.5f * generation, end - first).ToArray(),
+            range == 0 ? new float[network.BufferCount] : []);
+    }
+
+    /// <summary>
+    /// A cache holding versions 6..8 of plan generation 1, each served to a job of that plan; the owner sends the ranges.
+    /// </summary>
+    private IActorRef CacheWithOldPlan(Akka.TestKit.TestProbe owner, Akka.TestKit.TestProbe requester)
+    {
+        var cache = NewCache();
+        for (var v = 6; v <= 8; v++)
+        {
+            owner.Send(cache, Range(generation: 1, v, 0));
+            owner.Send(cache, Range(generation: 1, v, 1));
+        }
+        requester.Send(cache, new GetWeights(Node.Spec.ConfigHash, 8, Generation: 1));
+        Assert.Equal(1, requester.ExpectMsg<WeightsAvailable>(Patience).Plan!.Generation);
+        return cache;
+    }
+
+    /// <summary>
+    /// A coordinator that starts again (sharded aggregation) cuts a new plan and replays from its checkpoint, below the
+    /// versions the caches hold of the old plan. A job of the new plan asks for such a version before its ranges are in:
+    /// it waits for them, it is not told "gone" (which made every worker give its job back, over and over, until the
+    /// cluster's heartbeats suffered and the job stalled), and it gets the new plan with the weights.
+    /// </summary>
+    [Fact]
+    public void A_version_of_a_newer_plan_below_the_versions_held_waits_for_its_ranges_and_is_not_gone()
+    {
+        var owner = CreateTestProbe();
+        var requester = CreateTestProbe();
+        var cache = CacheWithOldPlan(owner, requester);
+        // An old plan's job for a version below those held: gone, as before.
+        requester.Send(cache, new GetWeights(Node.Spec.ConfigHash, 5, Generation: 1));
+        Assert.Equal(5, requester.ExpectMsg<WeightsGone>(Patience).Version);
+
+        // The new plan's job asks for version 5 before any of its ranges has come.
+        requester.Send(cache, new GetWeights(Node.Spec.ConfigHash, 5, Generation: 2));
+        owner.Send(cache, Range(generation: 2, 5, 0));
+        owner.Send(cache, Range(generation: 2, 5, 1));
+        var available = requester.ExpectMsg<WeightsAvailable>(Patience);
+        Assert.Equal(5, available.Version);
+        Assert.Equal(2, available.Plan!.Generation);
+        Assert.Equal(5 + 0.5f * 2, available.Weights.Parameters[0]);
+    }
+
+    /// <summary>A version held of the old plan is not served to a job of the new one: its plan names owners that are gone.</summary>
+    [Fact]
+    public void A_version_held_of_an_older_plan_waits_for_the_newer_plans_ranges()
+    {
+        var owner = CreateTestProbe();
+        var requester = CreateTestProbe();
+        var cache = CacheWithOldPlan(owner, requester);
+        requester.Send(cache, new GetWeights(Node.Spec.ConfigHash, 8, Generation: 2));
+        owner.Send(cache, Range(generation: 2, 8, 0));
+        owner.Send(cache, Range(generation: 2, 8, 1));
+        var available = requester.ExpectMsg<WeightsAvailable>(Patience);
+        Assert.Equal(2, available.Plan!.Generation);
+        Assert.Equal(8 + 0.5f * 2, available.Weights.Parameters[^1]);
+    }
 }

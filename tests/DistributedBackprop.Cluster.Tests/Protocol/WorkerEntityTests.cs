@@ -172,4 +172,21 @@ public sealed class WorkerEntityTests : TestKit
         Assert.Contains("did not reach this node", failed.Reason);
         Assert.Equal(RunId, coordinator.ExpectMsg<StatisticsResult>(Patience).RunId);
     }
+    /// <summary>
+    /// Sharding hands the entity off (a rebalance, a node leaving) while its job still waits for weights that may never
+    /// come: it gives the job back and stops at once, instead of holding the hand-off (and with it the shard's new home)
+    /// until the wait ends.
+    /// </summary>
+    [Fact]
+    public void A_hand_off_while_a_job_waits_for_its_weights_gives_the_job_back_and_stops_the_entity()
+    {
+        var coordinator = CreateTestProbe();
+        coordinator.Send(_entity, new ComputeSlices(WorkerId, RunId, Step: 7, Version: 7, FirstSlice: 0, SliceCount: 1));
+        Watch(_entity);
+        _entity.Tell(StopWorker.Instance);
+        var returned = coordinator.ExpectMsg<WorkFailed>(Patience);
+        Assert.Equal((7L, WorkerId), (returned.Step, returned.WorkerId));
+        Assert.Contains("handed off", returned.Reason);
+        ExpectTerminated(_entity, Patience);
+    }
 }

@@ -14,7 +14,7 @@ public sealed class ChaosTests
 
     [Theory]
     [InlineData("coordinator")]
-    [InlineData("sharded", Skip = "sharded aggregation is not yet robust to faults: this failed in CI on 2026-12-08 (bench/README.md, sharded faults)")]
+    [InlineData("sharded")]
     public void Killed_stopped_partitioned_and_poisoned_nodes_leave_the_weights_unchanged(string aggregation)
     {
         using var temp = new TempFolder();
@@ -52,7 +52,7 @@ public sealed class ChaosTests
     /// </summary>
     [Theory]
     [InlineData("coordinator")]
-    [InlineData("sharded", Skip = "sharded aggregation is not yet robust to faults: this failed in CI on 2026-12-08 (bench/README.md, sharded faults)")]
+    [InlineData("sharded")]
     public void A_kill_a_partition_and_a_second_kill_close_together_end_with_the_fault_free_weights(string aggregation)
     {
         AssertRecovers("kill:node-1@17,partition:node-0@25/2s,kill:node-0@99", aggregation);
@@ -65,9 +65,7 @@ public sealed class ChaosTests
     /// </summary>
     [Theory]
     [InlineData("coordinator")]
-    // Known defect, not hidden: with sharded aggregation this schedule stalls in about half the runs — a step after the
-    // restart from the checkpoint never completes and the job gives up after the bounded wait; the cause is not found.
-    [InlineData("sharded", Skip = "sharded aggregation: a lost majority stalls in about half the runs (bench/README.md, sharded faults)")]
+    [InlineData("sharded")]
     public void Two_of_three_nodes_killed_together_lose_the_majority_and_the_restarted_cluster_resumes_to_the_same_weights(
         string aggregation)
     {

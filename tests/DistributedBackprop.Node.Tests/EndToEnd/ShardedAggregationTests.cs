@@ -43,7 +43,7 @@ public sealed class ShardedAggregationTests
     /// The node that owns range 1 is killed: its range's optimizer state is gone, so the coordinator starts again from
     /// the newest checkpoint (steps 20, 40, …) over the nodes it has, and replays; the weights are those of one process.
     /// </summary>
-    [Fact(Skip = "sharded aggregation is not yet robust to faults: this failed in CI on 2026-12-08 (bench/README.md, sharded faults)")]
+    [Fact]
     public void A_range_owner_killed_mid_run_is_replaced_from_the_newest_checkpoint_and_the_weights_do_not_change()
     {
         using var temp = new TempFolder();
@@ -54,7 +54,12 @@ public sealed class ShardedAggregationTests
         Assert.True(killed.ExitCode == 0, killed.ToString());
         Assert.Equal(oracle.WeightsSha256, killed.WeightsSha256);
 
+        // Owners are ordered by address, so range 1 may be on any node. On node-0, the coordinator's, the coordinator
+        // dies with it and its successor resumes from the checkpoint; elsewhere the coordinator sees the owner go.
+        var victim = killed.StdoutLines.Concat(killed.Stderr.Split('\n'))
+            .Single(l => l.StartsWith("chaos: kill:owner-1@50 -> ", StringComparison.Ordinal))["chaos: kill:owner-1@50 -> ".Length..];
         var events = RunFolderTests.Lines(Path.Combine(RunFolderTests.PrintedRunFolder(killed), "events.jsonl"));
-        Assert.Contains(events, e => (string?)e["kind"] == "info" && (string?)e["type"] == "owner-lost");
+        var expected = victim.StartsWith("node-0 ", StringComparison.Ordinal) ? "coordinator-resumed" : "owner-lost";
+        Assert.Contains(events, e => (string?)e["type"] == expected);
     }
 }
