@@ -12,6 +12,7 @@ public sealed class ClusterView(Address self)
 {
     private readonly HashSet<Address> _members = [];
     private readonly HashSet<Address> _unreachable = [];
+    private readonly HashSet<Address> _leaving = [];
     private readonly Dictionary<Address, IActorRef> _caches = [];
     private readonly HashSet<string> _accepted = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, string> _placement = new(StringComparer.Ordinal);
@@ -23,6 +24,9 @@ public sealed class ClusterView(Address self)
 
     public IReadOnlySet<Address> Unreachable => _unreachable;
 
+    /// <summary>Members that are leaving gracefully (still answering until they are removed).</summary>
+    public IReadOnlySet<Address> Leaving => _leaving;
+
     public IReadOnlyDictionary<Address, IActorRef> Caches => _caches;
 
     /// <summary>Worker id → the address of the node it runs on (as the worker's own answers showed).</summary>
@@ -32,8 +36,17 @@ public sealed class ClusterView(Address self)
     public int AcceptedCaches => _caches.Keys.Count(a => _accepted.Contains(a.ToString()));
 
     /// <summary>Members whose options matched: the nodes the job's worker count follows.</summary>
-    /// <summary>The members whose options matched: the nodes that own ranges with sharded aggregation.</summary>
     public IEnumerable<Address> AcceptedNodes => _members.Where(m => _accepted.Contains(m.ToString()));
+
+    /// <summary>
+    /// Accepted members that are reachable, not leaving, and whose cache is known: the nodes that can own a range
+    /// (sharded aggregation) — a node that just joined owns one from the next plan on.
+    /// </summary>
+    public IEnumerable<Address> RangeNodes =>
+        AcceptedNodes.Where(m => !_unreachable.Contains(m) && !_leaving.Contains(m) && _caches.ContainsKey(m));
+
+    /// <summary>A member started to leave the cluster gracefully.</summary>
+    public void Left(Address node) => _leaving.Add(node);
 
     public int AcceptedMembers => _members.Count(m => _accepted.Contains(m.ToString()));
 
@@ -66,6 +79,7 @@ public sealed class ClusterView(Address self)
         _members.Remove(node);
         _caches.Remove(node);
         _unreachable.Remove(node);
+        _leaving.Remove(node);
         _accepted.Remove(node.ToString());
     }
 

@@ -103,6 +103,30 @@ public sealed class ShardedAggregation(string runId, TrainingSetup setup, Tensor
         }
     }
 
+    /// <summary>
+    /// True when <paramref name="nodes"/> has a node that owns no range of the current plan (one that joined): the ranges
+    /// are cut again over every node at the next step boundary, so the new node takes its share of the bytes and of the
+    /// optimizer state. (A node that is gone is an owner lost, handled apart.)
+    /// </summary>
+    public bool HasNodeWithoutRange(IEnumerable<Address> nodes)
+    {
+        if (_plan is null)
+        {
+            return false;
+        }
+        var newcomers = nodes.Count(n => !_plan.Owners.Contains(n.ToString(), StringComparer.Ordinal));
+        // More nodes than blocks: the extra nodes own nothing in any plan.
+        return newcomers > 0
+               && _blocks.Ranges(_plan.Owners.Length + newcomers, setup.Network.ResultLength).Count > _plan.Owners.Length;
+    }
+
+    /// <summary>
+    /// True when a node in <paramref name="leaving"/> owns a range: the ranges are cut again without it at the next step
+    /// boundary, while it still answers, so its optimizer state moves instead of being lost with it.
+    /// </summary>
+    public bool HasOwnerIn(IReadOnlySet<Address> leaving) =>
+        _plan is not null && leaving.Any(n => _plan.Owners.Contains(n.ToString(), StringComparer.Ordinal));
+
     /// <summary>True when <paramref name="node"/> owns a range of the current plan.</summary>
     public bool Owns(Address node) => _plan is not null && _plan.Owners.Contains(node.ToString());
 

@@ -117,7 +117,7 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
             resuming: Resume.HasCheckpoint(_spec.Options) || _context.AcceptedByCoordinator);
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved), typeof(ClusterEvent.UnreachableMember),
-            typeof(ClusterEvent.ReachableMember));
+            typeof(ClusterEvent.ReachableMember), typeof(ClusterEvent.MemberLeft), typeof(ClusterEvent.MemberExited));
     }
 
     /// <summary>The job ends before it starts here; every node agent that registers (each does, every 500 ms) is told how.</summary>
@@ -156,6 +156,9 @@ public sealed class TrainingCoordinator : ReceiveActor, IWithTimers
         });
         Receive<ClusterEvent.UnreachableMember>(e => WorkersLost(_membership.Unreachable(e.Member.Address, Step)));
         Receive<ClusterEvent.ReachableMember>(e => _membership.Reachable(e.Member.Address, Step));
+        // A node that leaves gracefully still answers until it is removed: with sharded aggregation its range moves then.
+        Receive<ClusterEvent.MemberLeft>(e => _view.Left(e.Member.Address));
+        Receive<ClusterEvent.MemberExited>(e => _view.Left(e.Member.Address));
         Receive<ClusterEvent.MemberRemoved>(removed =>
         {
             if (_training?.OwnsRange(removed.Member.Address) == true && !_context.HasEnded)

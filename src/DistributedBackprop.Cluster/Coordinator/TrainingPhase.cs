@@ -32,6 +32,7 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
     private Stopwatch _applyClock = new();
     private bool _tailTimed;
     private TimeSpan _stragglerDelay;
+    private bool _replan;
 
     public Stage Current { get; private set; } = Stage.Step;
 
@@ -46,8 +47,7 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
         {
             // The owners publish the first version, each its range.
             sharded.Timings = progress.Timings;
-            sharded.Start(state, view.AcceptedNodes);
-            outbox.Generation = sharded.Plan!.Generation;
+            StartPlan();
         }
         else
         {
@@ -210,7 +210,9 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
         wait.Progressed(DateTime.UtcNow);
         _applied = sharded.Decide(state).Report;
         round.Reset();
-        if (progress.NeedsState(_applied.Step, state.Step, setup.TotalSteps))
+        _replan = state.Step < setup.TotalSteps && view.RangeNodes.Any()
+                  && (sharded.HasNodeWithoutRange(view.RangeNodes) || sharded.HasOwnerIn(view.Leaving));
+        if (_replan || progress.NeedsState(_applied.Step, state.Step, setup.TotalSteps))
         {
             sharded.RequestSnapshot(state.Step);
             Current = Stage.Snapshot;
@@ -228,8 +230,26 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
             return false;
         }
         wait.Progressed(DateTime.UtcNow);
+        if (_replan)
+        {
+            // The state is whole here now: cut the ranges again over the nodes there are (a node joined, or one is leaving).
+            _replan = false;
+            var owners = sharded.OwnerNodes.Count;
+            StartPlan();
+            run.Info("ranges-moved", $"the ranges are cut again over {sharded.OwnerNodes.Count} nodes (were {owners}) from step {state.Step}: a node joined or is leaving", state.Step);
+        }
         Stepped();
         return true;
+    }
+
+    /// <summary>
+    /// Sharded: the ranges cut over the nodes that can own one, each owner given its range's state at the current step;
+    /// the work from now on names the new plan (its versions replace the old plan's in every cache).
+    /// </summary>
+    private void StartPlan()
+    {
+        sharded!.Start(state, view.RangeNodes);
+        outbox.Generation = sharded.Plan!.Generation;
     }
 
     private void Apply()

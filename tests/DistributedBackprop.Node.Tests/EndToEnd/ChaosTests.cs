@@ -75,17 +75,21 @@ public sealed class ChaosTests
     /// <summary>
     /// A node started mid-run (chaos join) gets a worker of its own at a step boundary, and the later steps spread their
     /// slices over three workers; the weights are those of one process. The run is long enough (40 epochs, ~10 s) for the
-    /// new process to start and join.
+    /// new process to start and join. With sharded aggregation the ranges are cut again over three nodes at a step
+    /// boundary, so the new node also owns a range (its share of the bytes and of the optimizer state).
     /// </summary>
-    [Fact]
-    public void A_node_that_joins_mid_run_gets_a_worker_that_computes_later_steps_and_the_weights_do_not_change()
+    [Theory]
+    [InlineData("coordinator")]
+    [InlineData("sharded")]
+    public void A_node_that_joins_mid_run_gets_a_worker_that_computes_later_steps_and_the_weights_do_not_change(string aggregation)
     {
         using var temp = new TempFolder();
         string[] work = ["--layers", "784-32-10", "--epochs", "40", "--batch", "64", "--slices", "8", "--checkpoint-every", "1000"];
         var oracle = Distbp.RunIn(temp.Path, ["train", "--workers", "1", .. work]);
         Assert.True(oracle.ExitCode == 0, oracle.ToString());
         var summaryPath = temp.File("summary.json");
-        var grown = Distbp.RunIn(temp.Path, ["simulate", "--nodes", "2", .. work, "--summary-json", summaryPath, "--chaos", "join:@5"]);
+        var grown = Distbp.RunIn(temp.Path,
+            ["simulate", "--nodes", "2", .. work, "--aggregation", aggregation, "--summary-json", summaryPath, "--chaos", "join:@5"]);
         Assert.True(grown.ExitCode == 0, grown.ToString());
         Assert.Equal(oracle.WeightsSha256, grown.WeightsSha256);
 
@@ -97,13 +101,35 @@ public sealed class ChaosTests
         using var summary = JsonDocument.Parse(File.ReadAllText(summaryPath));
         var placement = summary.RootElement.GetProperty("placement");
         Assert.Equal(3, placement.EnumerateObject().Select(p => p.Value.GetString()).Distinct().Count());
+        if (aggregation == "sharded")
+        {
+            var events = RunFolderTests.Lines(Path.Combine(RunFolderTests.PrintedRunFolder(grown), "events.jsonl"));
+            Assert.Contains(events, e => (string?)e["type"] == "ranges-moved"
+                                         && ((string?)e["message"])!.Contains("over 3 nodes (were 2)", StringComparison.Ordinal));
+        }
     }
 
-    /// <summary>A node that leaves gracefully mid-run (SIGTERM) is not started again; its worker moves and the weights hold.</summary>
-    [Fact]
-    public void A_node_that_leaves_mid_run_is_not_restarted_and_the_weights_do_not_change()
+    /// <summary>
+    /// A node that leaves gracefully mid-run (SIGTERM) is not started again; its worker moves and the weights hold. With
+    /// sharded aggregation its range moves at a step boundary while it still answers (the leader removes a leaving node
+    /// only after gossip rounds of about a second; a step boundary comes within milliseconds), so no state is lost and
+    /// nothing is replayed.
+    /// </summary>
+    [Theory]
+    [InlineData("coordinator")]
+    [InlineData("sharded")]
+    public void A_node_that_leaves_mid_run_is_not_restarted_and_the_weights_do_not_change(string aggregation)
     {
-        AssertRecovers("leave:node-2@30");
+        AssertRecovers("leave:node-2@30", aggregation, chaos =>
+        {
+            if (aggregation == "sharded")
+            {
+                var events = RunFolderTests.Lines(Path.Combine(RunFolderTests.PrintedRunFolder(chaos), "events.jsonl"));
+                Assert.Contains(events, e => (string?)e["type"] == "ranges-moved"
+                                             && ((string?)e["message"])!.Contains("over 2 nodes (were 3)", StringComparison.Ordinal));
+                Assert.DoesNotContain(events, e => (string?)e["type"] is "owner-lost" or "coordinator-resumed");
+            }
+        });
     }
 
     /// <summary>
@@ -134,7 +160,8 @@ public sealed class ChaosTests
         Assert.True(moved.Stderr.Contains($"resume with: distbp simulate --resume {unreachable}", StringComparison.Ordinal), moved.ToString());
     }
 
-    private static void AssertRecovers(string schedule, string aggregation = "coordinator")
+    /// <summary>The schedule ends with the fault-free weights; <paramref name="check"/> then reads the run (its folder still there).</summary>
+    private static void AssertRecovers(string schedule, string aggregation = "coordinator", Action<DistbpRun>? check = null)
     {
         using var temp = new TempFolder();
         var oracle = Distbp.RunIn(temp.Path, ["train", "--workers", "1", .. Work]);
@@ -142,5 +169,6 @@ public sealed class ChaosTests
         var chaos = Distbp.RunIn(temp.Path, ["simulate", "--nodes", "3", .. Work, "--aggregation", aggregation, "--chaos", schedule]);
         Assert.True(chaos.ExitCode == 0, chaos.ToString());
         Assert.Equal(oracle.WeightsSha256, chaos.WeightsSha256);
+        check?.Invoke(chaos);
     }
 }
