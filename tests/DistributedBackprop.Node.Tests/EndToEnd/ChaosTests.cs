@@ -96,7 +96,7 @@ public sealed class ChaosTests
         var steps = RunFolderTests.Lines(Path.Combine(RunFolderTests.PrintedRunFolder(grown), "metrics.jsonl"))
             .Where(l => (string?)l["kind"] == "step").ToList();
         var first = steps.FindIndex(s => s["slices"]!.AsObject().ContainsKey("worker-2"));
-        Assert.True(first > 0, "no step used the joined node's worker-2");
+        Assert.True(first > 0, $"no step used the joined node's worker-2 ({steps.Count} steps)\n{grown}");
         Assert.Contains(steps.Skip(first), s => s["slices"]!.AsObject().Count == 3);
         using var summary = JsonDocument.Parse(File.ReadAllText(summaryPath));
         var placement = summary.RootElement.GetProperty("placement");
