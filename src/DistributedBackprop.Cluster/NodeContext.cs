@@ -5,8 +5,9 @@ namespace DistributedBackprop.Cluster;
 /// <summary>
 /// This node's part in a job: the job's <see cref="JobSpec"/>, and the services the node's actors share — the result
 /// buffers' pool, the progress observer the host implements, and the job's end. Nothing in it is job state that an
-/// actor writes, except the fault log a coordinator of this process keeps across its own restarts (<see cref="Faults"/>): the setup (the data normalised with the coordinator's normaliser) comes by message from the node's
-/// weights cache, and the outcome is reported once (<see cref="Ended"/>) for the host to word.
+/// actor writes, except the fault log a coordinator of this process keeps across its own restarts (<see cref="Faults"/>):
+/// the setup (the data normalised with the coordinator's normaliser) comes by message from the node's weights cache, and
+/// the outcome is reported once (<see cref="Ended"/>) for the host to word.
 /// </summary>
 public sealed class NodeContext(JobSpec spec, ITrainingObserver? progress = null)
 {

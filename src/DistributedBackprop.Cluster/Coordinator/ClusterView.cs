@@ -17,6 +17,12 @@ public sealed class ClusterView(Address self)
     private readonly HashSet<string> _accepted = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, string> _placement = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Changes with every change of the members, their reachability, caches, acceptance or leaving: what depends on them
+    /// (the nodes that can own a range) is computed again only when it differs, not every step.
+    /// </summary>
+    public int Revision { get; private set; }
+
     /// <summary>The node the coordinator runs on.</summary>
     public Address Self { get; } = self;
 
@@ -46,16 +52,16 @@ public sealed class ClusterView(Address self)
         AcceptedNodes.Where(m => !_unreachable.Contains(m) && !_leaving.Contains(m) && _caches.ContainsKey(m));
 
     /// <summary>A member started to leave the cluster gracefully.</summary>
-    public void Left(Address node) => _leaving.Add(node);
+    public void Left(Address node) => Revision += _leaving.Add(node) ? 1 : 0;
 
     public int AcceptedMembers => _members.Count(m => _accepted.Contains(m.ToString()));
 
-    public void MemberUp(Address node) => _members.Add(node);
+    public void MemberUp(Address node) => Revision += _members.Add(node) ? 1 : 0;
 
     /// <summary>A member is reachable again: the workers on it that the caller may give work again.</summary>
     public IEnumerable<string> Reachable(Address node)
     {
-        _unreachable.Remove(node);
+        Revision += _unreachable.Remove(node) ? 1 : 0;
         return WorkersOn(node);
     }
 
@@ -69,7 +75,7 @@ public sealed class ClusterView(Address self)
         {
             return [];
         }
-        _unreachable.Add(node);
+        Revision += _unreachable.Add(node) ? 1 : 0;
         return WorkersOn(node).ToList();
     }
 
@@ -81,6 +87,7 @@ public sealed class ClusterView(Address self)
         _unreachable.Remove(node);
         _leaving.Remove(node);
         _accepted.Remove(node.ToString());
+        Revision++;
     }
 
     /// <summary>The weights cache of a member; false (and ignored) for a node that is not one.</summary>
@@ -91,6 +98,7 @@ public sealed class ClusterView(Address self)
             return false;
         }
         _caches[node] = cache;
+        Revision++;
         return true;
     }
 
@@ -102,6 +110,7 @@ public sealed class ClusterView(Address self)
     {
         var accepted = nodeHash == coordinatorHash;
         newlyAccepted = accepted && _accepted.Add(node.ToString());
+        Revision += newlyAccepted ? 1 : 0;
         return accepted
             ? new NodeVerdict(true, runId, "")
             : new NodeVerdict(false, "", $"this node was started with training options (hash {nodeHash}) that differ from the coordinator's; start every node with the same options");

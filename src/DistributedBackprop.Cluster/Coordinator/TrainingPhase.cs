@@ -33,6 +33,7 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
     private bool _tailTimed;
     private TimeSpan _stragglerDelay;
     private bool _replan;
+    private int _viewChecked = -1;
 
     public Stage Current { get; private set; } = Stage.Step;
 
@@ -210,8 +211,14 @@ public sealed class TrainingPhase(TrainingSetup setup, TrainingState state, Step
         wait.Progressed(DateTime.UtcNow);
         _applied = sharded.Decide(state).Report;
         round.Reset();
-        _replan = state.Step < setup.TotalSteps && view.RangeNodes.Any()
-                  && (sharded.HasNodeWithoutRange(view.RangeNodes) || sharded.HasOwnerIn(view.Leaving));
+        if (view.Revision != _viewChecked)
+        {
+            // Membership changed since the last check (the plan only changes here or on a restart, which checks anew).
+            _viewChecked = view.Revision;
+            var nodes = view.RangeNodes.ToList();
+            _replan = state.Step < setup.TotalSteps && nodes.Count > 0
+                      && (sharded.HasNodeWithoutRange(nodes) || sharded.HasOwnerIn(view.Leaving));
+        }
         if (_replan || progress.NeedsState(_applied.Step, state.Step, setup.TotalSteps))
         {
             sharded.RequestSnapshot(state.Step);

@@ -22,8 +22,7 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
     private readonly JobSpec _spec;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SortedDictionary<long, ModelWeights> _versions = [];
-    private readonly Dictionary<long, List<IActorRef>> _waiting = [];
-    private readonly Dictionary<long, long> _waitingGeneration = [];
+    private readonly Dictionary<long, Waiters> _waiting = [];
     private readonly ChunkAssembler _assembler;
     private readonly Dictionary<long, RangePlan> _plans = [];
     private readonly Dictionary<long, RangeAssembly> _assembling = [];
@@ -89,9 +88,9 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
         Receive<GetWeights>(OnGet);
         Receive<PullIfStillMissing>(missing =>
         {
-            if (_waiting.ContainsKey(missing.Version) && !Has(missing.Version, WaitingGeneration(missing.Version)))
+            if (_waiting.TryGetValue(missing.Version, out var waiters) && !Has(missing.Version, waiters.Generation))
             {
-                Pull(missing.RunId, missing.Version, WaitingGeneration(missing.Version));
+                Pull(missing.RunId, missing.Version, waiters.Generation);
                 if (missing.Attempt < PullAttempts)
                 {
                     // Owners that did not have it yet (a plan still on its way to them) are asked again.
@@ -132,8 +131,8 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
             }
             foreach (var waiting in _waiting.Keys.Where(v => v > version).ToList())
             {
-                Reply(_waiting[waiting], new WeightsGone(waiting));
-                StopWaiting(waiting);
+                Reply(_waiting[waiting].Requesters, new WeightsGone(waiting));
+                _waiting.Remove(waiting);
             }
             _log.Info("weights version {0} is older than this cache's; a new coordinator incarnation resumed", version);
         }
@@ -242,21 +241,20 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
         {
             return;
         }
-        foreach (var version in _waiting.Keys.ToList())
+        foreach (var (version, waiters) in _waiting.ToList())
         {
-            var generation = WaitingGeneration(version);
-            if (Has(version, generation))
+            if (Has(version, waiters.Generation))
             {
                 if (_setup is not null)
                 {
-                    Reply(_waiting[version], new WeightsAvailable(version, _versions[version], _setup, _plans.GetValueOrDefault(version)));
-                    StopWaiting(version);
+                    Reply(waiters.Requesters, new WeightsAvailable(version, _versions[version], _setup, _plans.GetValueOrDefault(version)));
+                    _waiting.Remove(version);
                 }
             }
-            else if (IsGone(version, generation))
+            else if (IsGone(version, waiters.Generation))
             {
-                Reply(_waiting[version], new WeightsGone(version));
-                StopWaiting(version);
+                Reply(waiters.Requesters, new WeightsGone(version));
+                _waiting.Remove(version);
             }
         }
     }
@@ -276,7 +274,7 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
             else
             {
                 // The weights are here but the normaliser is not yet (they travel apart): wait for it.
-                Waiting(version, generation).Add(Sender);
+                Wait(version, generation, Sender);
             }
             return;
         }
@@ -297,7 +295,7 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
             // pulled only if it does not come.
             Timers.StartSingleTimer(("pull", version), new PullIfStillMissing(request.RunId, version, 1), PullAfter);
         }
-        Waiting(version, generation).Add(Sender);
+        Wait(version, generation, Sender);
     }
 
     /// <summary>The range plan generation of the weights this cache serves (0 before any plan: coordinator aggregation).</summary>
@@ -318,18 +316,22 @@ public sealed class WeightsCache : ReceiveActor, IWithTimers
     private bool IsGone(long version, long generation) =>
         _versions.Count > 0 && version < _versions.Keys.First() && generation <= CurrentGeneration;
 
-    private List<IActorRef> Waiting(long version, long generation)
+    /// <summary>Who waits for a version, and the newest plan generation any of them asked for it in.</summary>
+    private sealed class Waiters
     {
-        _waitingGeneration[version] = Math.Max(generation, _waitingGeneration.GetValueOrDefault(version));
-        return _waiting.TryGetValue(version, out var list) ? list : _waiting[version] = [];
+        public List<IActorRef> Requesters { get; } = [];
+
+        public long Generation { get; set; }
     }
 
-    private long WaitingGeneration(long version) => _waitingGeneration.GetValueOrDefault(version);
-
-    private void StopWaiting(long version)
+    private void Wait(long version, long generation, IActorRef requester)
     {
-        _waiting.Remove(version);
-        _waitingGeneration.Remove(version);
+        if (!_waiting.TryGetValue(version, out var waiters))
+        {
+            _waiting[version] = waiters = new Waiters();
+        }
+        waiters.Generation = Math.Max(waiters.Generation, generation);
+        waiters.Requesters.Add(requester);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
